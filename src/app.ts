@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import type { HttpBindings } from '@hono/node-server';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
+import type { Logger } from 'pino';
+import { AppError } from './errors.ts';
+import { problemResponse } from './http/problem.ts';
+import type { SseHub } from './http/sse.ts';
+import { eventRoutes } from './routes/events.ts';
+import { healthRoutes } from './routes/health.ts';
+import { taskRoutes } from './routes/tasks.ts';
+import { validationHook } from './routes/validation.ts';
+import type { TaskService } from './service.ts';
+import type { TaskRegistry } from './tasks/registry.ts';
+
+export interface AppOptions {
+  service: TaskService;
+  registry: TaskRegistry;
+  hub: SseHub;
+  logger: Logger;
+  maxTaskTimeoutMs: number;
+  bodyLimitBytes: number;
+}
+
+export const OPENAPI_INFO = {
+  openapi: '3.1.0',
+  info: {
+    title: 'taskstream',
+    version: '0.1.0',
+    description:
+      'Runs long tasks in a worker-thread pool and streams their progress over Server-Sent Events.',
+  },
+} as const;
+
+const openapiFile = new URL('../openapi.yaml', import.meta.url);
+
+/** The HTTP API: routes, and every error answered as application/problem+json. */
+export function createApp({ service, registry, hub, logger, maxTaskTimeoutMs, bodyLimitBytes }: AppOptions) {
+  const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
+
+  app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes }));
+  app.route('/api', eventRoutes({ service, hub }));
+  app.route('/', healthRoutes());
+
+  let openapiYaml: string | undefined;
+  app.get('/openapi.yaml', (c) => {
+    openapiYaml ??= readFileSync(openapiFile, 'utf8');
+    return c.body(openapiYaml, 200, { 'content-type': 'application/yaml; charset=utf-8' });
+  });
+
+  app.notFound((c) => problemResponse(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
+
+  app.onError((error, c) => {
+    if (error instanceof AppError) return problemResponse(c, error);
+    if (error instanceof HTTPException && error.status === 400) {
+      // Hono's JSON validator throws this for a body that does not parse.
+      return problemResponse(c, new AppError('malformed_json', 'The request body is not valid JSON', { cause: error }));
+    }
+    logger.error({ err: error, method: c.req.method, path: c.req.path }, 'unhandled error');
+    return problemResponse(c, new AppError('internal_error', 'Something went wrong on our side', { cause: error }));
+  });
+
+  return app;
+}
+
+/** The OpenAPI document of an app, as committed in openapi.yaml. */
+export function openApiDocument(app: ReturnType<typeof createApp>) {
+  return app.getOpenAPI31Document(OPENAPI_INFO);
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+const integer = (min: number, max: number = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max);
+/** Node timers cannot wait longer than 2^31 - 1 ms (about 24.8 days). */
+const duration = (min: number) => integer(min, 2_147_483_647);
+
+/** Every environment variable the service reads, with its default. Durations are in ms. */
+export const EnvSchema = z.object({
+  PORT: integer(0, 65_535).default(3000).describe('TCP port to listen on'),
+  HOST: z.string().min(1).default('127.0.0.1').describe('Address to bind'),
+  MAX_WORKERS: integer(1, 1024).default(4).describe('Worker threads, so tasks running at once'),
+  MAX_QUEUE: integer(0).default(1000).describe('Tasks waiting for a worker before create answers 503'),
+  TASK_TIMEOUT_MS: duration(1).default(300_000).describe('Default run time limit, counted from the start'),
+  MAX_TASK_TIMEOUT_MS: duration(1).default(3_600_000).describe('Largest `timeout_ms` a request may ask for'),
+  CANCEL_GRACE_MS: duration(0).default(5000).describe('Time a cancelled or timed-out task gets to stop before its thread is terminated'),
+  RETENTION_MS: duration(0).default(600_000).describe('How long an ended task stays readable'),
+  HEARTBEAT_MS: duration(1).default(15_000).describe('Interval of SSE heartbeat comments'),
+  SSE_RETRY_MS: duration(0).default(3000).describe('Reconnect delay hinted to SSE clients'),
+  BODY_LIMIT_BYTES: integer(1).default(1_048_576).describe('Largest request body'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Least severe log level written'),
+  PROGRESS_HISTORY: integer(1).default(100).describe('Progress events per task kept for replay; lifecycle events are always kept'),
+});
+
+export const ConfigSchema = EnvSchema.refine(
+  (env) => env.TASK_TIMEOUT_MS <= env.MAX_TASK_TIMEOUT_MS,
+  { path: ['TASK_TIMEOUT_MS'], message: 'must not exceed MAX_TASK_TIMEOUT_MS' },
+).transform((env) => ({
+  port: env.PORT,
+  host: env.HOST,
+  maxWorkers: env.MAX_WORKERS,
+  maxQueue: env.MAX_QUEUE,
+  taskTimeoutMs: env.TASK_TIMEOUT_MS,
+  maxTaskTimeoutMs: env.MAX_TASK_TIMEOUT_MS,
+  cancelGraceMs: env.CANCEL_GRACE_MS,
+  retentionMs: env.RETENTION_MS,
+  heartbeatMs: env.HEARTBEAT_MS,
+  sseRetryMs: env.SSE_RETRY_MS,
+  bodyLimitBytes: env.BODY_LIMIT_BYTES,
+  progressHistory: env.PROGRESS_HISTORY,
+  logLevel: env.LOG_LEVEL,
+}));
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment once; a bad value throws a ConfigError naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "use the default", as in most shells' `VAR= cmd`.
+  const relevant = Object.fromEntries(
+    Object.keys(EnvSchema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+  );
+  const parsed = ConfigSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? 'environment');
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}

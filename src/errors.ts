@@ -1,0 +1,67 @@
+/** One field that was wrong: a JSON Pointer (RFC 6901) into the request and what is wrong. */
+export interface FieldError {
+  pointer: string;
+  detail: string;
+}
+
+/** Every error the service answers with, and its HTTP status. A new code cannot be forgotten. */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  malformed_json: 400,
+  not_found: 404,
+  task_not_found: 404,
+  method_not_allowed: 405,
+  task_already_ended: 409,
+  task_not_ended: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  validation_failed: 422,
+  internal_error: 500,
+  queue_full: 503,
+  shutting_down: 503,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface AppErrorOptions {
+  errors?: FieldError[];
+  /** Seconds a client should wait before retrying (sent as Retry-After). */
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+/** An error meant for a client: a code, a safe message and, for bad input, the fields. */
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  readonly code: ErrorCode;
+  readonly errors: FieldError[] | undefined;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.errors = options.errors;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const errors = {
+  taskNotFound: (taskId: string) =>
+    new AppError('task_not_found', `No task with id ${taskId} (it may have been deleted or evicted)`),
+  taskAlreadyEnded: (taskId: string, status: string) =>
+    new AppError('task_already_ended', `Task ${taskId} has already ended (${status})`),
+  taskNotEnded: (taskId: string, status: string) =>
+    new AppError('task_not_ended', `Task ${taskId} is still ${status}; cancel it first`),
+  queueFull: (maxQueue: number) =>
+    new AppError('queue_full', `The task queue is full (${maxQueue} waiting); try again later`, {
+      retryAfterSeconds: 1,
+    }),
+  shuttingDown: () =>
+    new AppError('shutting_down', 'The service is shutting down', { retryAfterSeconds: 5 }),
+  validation: (errors: FieldError[], message = 'The request is not valid') =>
+    new AppError('validation_failed', message, { errors }),
+} as const;

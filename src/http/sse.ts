@@ -1,0 +1,130 @@
+import type { ServerResponse } from 'node:http';
+import type { LoggedEvent } from '../broker/broker.ts';
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // Tells nginx and similar proxies not to buffer the stream.
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive',
+} as const;
+
+const frames = new WeakMap<LoggedEvent, string>();
+
+/**
+ * The SSE frame of an event on a per-task stream, built once however many streams carry it.
+ * JSON never contains a raw newline, so one `data:` line is enough.
+ */
+export function frameOf(logged: LoggedEvent): string {
+  let frame = frames.get(logged);
+  if (frame === undefined) {
+    frame = `id: ${logged.event.seq}\nevent: ${logged.event.event_type}\ndata: ${logged.json}\n\n`;
+    frames.set(logged, frame);
+  }
+  return frame;
+}
+
+export interface SseHubOptions {
+  heartbeatMs: number;
+  retryMs: number;
+  /** A stream whose unsent bytes exceed this is closed; its client resumes with Last-Event-ID. */
+  maxBufferedBytes: number;
+}
+
+/** One open SSE response. Writes go straight to the Node response: no per-event awaits. */
+export class SseStream {
+  readonly #response: ServerResponse;
+  readonly #hub: SseHub;
+  #closed = false;
+  #onClose: (() => void) | undefined;
+
+  constructor(response: ServerResponse, hub: SseHub) {
+    this.#response = response;
+    this.#hub = hub;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Called once when the stream ends for any reason: finished, evicted or disconnected. */
+  onClose(listener: () => void): void {
+    this.#onClose = listener;
+  }
+
+  write(chunk: string): void {
+    if (this.#closed) return;
+    this.#response.write(chunk);
+    if (this.#response.writableLength > this.#hub.options.maxBufferedBytes) {
+      // The client stopped reading: drop it rather than buffer without bound.
+      this.#response.destroy();
+      this.#cleanup();
+    }
+  }
+
+  /** Ends the response after everything written so far. */
+  end(): void {
+    if (this.#closed) return;
+    this.#response.end();
+    this.#cleanup();
+  }
+
+  /** Ends the stream from the other side (client gone or socket destroyed). */
+  _disconnected(): void {
+    this.#cleanup();
+  }
+
+  #cleanup(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#hub._remove(this);
+    const listener = this.#onClose;
+    this.#onClose = undefined;
+    listener?.();
+  }
+}
+
+/** Every open SSE stream: one heartbeat timer for all of them, and a way to end them all. */
+export class SseHub {
+  readonly options: SseHubOptions;
+  readonly #streams = new Set<SseStream>();
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(options: SseHubOptions) {
+    this.options = options;
+    this.#heartbeat = setInterval(() => {
+      for (const stream of this.#streams) stream.write(': heartbeat\n\n');
+    }, options.heartbeatMs).unref();
+  }
+
+  /** Sends the 200 and the stream headers, and tracks the stream until it closes. */
+  open(response: ServerResponse): SseStream {
+    const stream = new SseStream(response, this);
+    response.writeHead(200, SSE_HEADERS);
+    // Let the first bytes go out at once rather than waiting for a body chunk.
+    response.flushHeaders();
+    response.socket?.setNoDelay(true);
+    response.on('close', () => stream._disconnected());
+    this.#streams.add(stream);
+    stream.write(`retry: ${this.options.retryMs}\n\n`);
+    return stream;
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** Ends every open stream (their already written frames are flushed first). */
+  endAll(): void {
+    for (const stream of [...this.#streams]) stream.end();
+  }
+
+  close(): void {
+    clearInterval(this.#heartbeat);
+    this.endAll();
+  }
+
+  _remove(stream: SseStream): void {
+    this.#streams.delete(stream);
+  }
+}

@@ -1,0 +1,95 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { pino, type Logger } from 'pino';
+import { builtInTaskModules } from '../workers/tasks/index.ts';
+import { createApp } from './app.ts';
+import { MemoryBroker } from './broker/memory-broker.ts';
+import type { Config } from './config.ts';
+import { PiscinaExecutor } from './executor/piscina-executor.ts';
+import { SseHub } from './http/sse.ts';
+import type { Clock } from './reaper.ts';
+import { TaskService } from './service.ts';
+import { MemoryTaskStore } from './store/memory-task-store.ts';
+import { TaskRegistry } from './tasks/registry.ts';
+
+// Worker code loads from source under tsx and vitest, and from the build when compiled.
+const workerUrl = new URL(`../workers/entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/** A stream whose client stopped reading is dropped past this many unsent bytes. */
+const MAX_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export interface TaskstreamOptions {
+  /** Task type modules; the built-in ones by default. */
+  taskModules?: readonly URL[];
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface Taskstream {
+  /** The base URL, e.g. http://127.0.0.1:3000 */
+  readonly url: string;
+  readonly service: TaskService;
+  readonly registry: TaskRegistry;
+  readonly app: ReturnType<typeof createApp>;
+  readonly hub: SseHub;
+  readonly server: ServerType;
+  /** Ends open streams, stops the workers and the listener. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Builds the in-memory service (one process, nothing else to start) and listens. */
+export async function startTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<Taskstream> {
+  const logger = options.logger ?? pino({ level: config.logLevel });
+  const registry = await TaskRegistry.load(options.taskModules ?? builtInTaskModules);
+  const executor = new PiscinaExecutor({
+    workerUrl,
+    taskModules: registry.moduleUrls,
+    maxWorkers: config.maxWorkers,
+    maxQueue: config.maxQueue,
+    cancelGraceMs: config.cancelGraceMs,
+    logger,
+  });
+  const service = new TaskService({
+    store: new MemoryTaskStore(),
+    broker: new MemoryBroker({ progressHistory: config.progressHistory }),
+    executor,
+    logger,
+    taskTimeoutMs: config.taskTimeoutMs,
+    retentionMs: config.retentionMs,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const hub = new SseHub({
+    heartbeatMs: config.heartbeatMs,
+    retryMs: config.sseRetryMs,
+    maxBufferedBytes: MAX_STREAM_BUFFER_BYTES,
+  });
+  const app = createApp({
+    service,
+    registry,
+    hub,
+    logger,
+    maxTaskTimeoutMs: config.maxTaskTimeoutMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const listening = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(listening));
+    listening.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      hub.close();
+      await service.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Idle keep-alive sockets would hold close() open.
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      });
+    })());
+
+  return { url: `http://${host}:${address.port}`, service, registry, app, hub, server, close };
+}

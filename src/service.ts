@@ -1,0 +1,224 @@
+import type { Logger } from 'pino';
+import { uuidv7 } from 'uuidv7';
+import type { Broker, Subscriber, Subscription } from './broker/broker.ts';
+import { AppError, errors } from './errors.ts';
+import { isTerminal, type CancelReason, type Progress, type TaskStatus } from './events.ts';
+import type { ExecutionOutcome, Executor } from './executor/executor.ts';
+import { Reaper, systemClock, type Clock } from './reaper.ts';
+import type { TaskRecord, TaskStore } from './store/task-store.ts';
+
+export interface TaskServiceOptions {
+  store: TaskStore;
+  broker: Broker;
+  executor: Executor;
+  logger: Logger;
+  taskTimeoutMs: number;
+  retentionMs: number;
+  clock?: Clock;
+}
+
+export interface CreateTaskInput {
+  type: string;
+  input: unknown;
+  timeout_ms?: number | undefined;
+}
+
+export interface ListTasksInput {
+  status?: TaskStatus | undefined;
+  type?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+const encodeCursor = (taskId: string) => Buffer.from(taskId).toString('base64url');
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function decodeCursor(cursor: string): string {
+  const taskId = Buffer.from(cursor, 'base64url').toString();
+  if (!UUID.test(taskId)) {
+    throw new AppError('invalid_request', 'The cursor is not one this service returned', {
+      errors: [{ pointer: '/cursor', detail: 'Use the next_cursor of a previous page' }],
+    });
+  }
+  return taskId;
+}
+
+/**
+ * The task lifecycle: queued → running → completed | failed | cancelled, with exactly one
+ * terminal event per task, always its last. Routes call this; it drives the store, the
+ * broker, the executor and the reaper.
+ */
+export class TaskService {
+  readonly #store: TaskStore;
+  readonly #broker: Broker;
+  readonly #executor: Executor;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #reaper: Reaper;
+  readonly #taskTimeoutMs: number;
+  readonly #retentionMs: number;
+  #closing = false;
+
+  constructor(options: TaskServiceOptions) {
+    this.#store = options.store;
+    this.#broker = options.broker;
+    this.#executor = options.executor;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? systemClock;
+    this.#taskTimeoutMs = options.taskTimeoutMs;
+    this.#retentionMs = options.retentionMs;
+    this.#reaper = new Reaper({ evict: (taskId) => this.#evict(taskId), clock: this.#clock });
+    this.#executor.on('started', (taskId) => this.#onStarted(taskId));
+    this.#executor.on('progress', (taskId, progress) => this.#onProgress(taskId, progress));
+    this.#executor.on('finished', (taskId, outcome) => this.#onFinished(taskId, outcome));
+  }
+
+  /** Creates a task and queues it. Its input was validated against its type's schema. */
+  create({ type, input, timeout_ms }: CreateTaskInput): TaskRecord {
+    if (this.#closing) throw errors.shuttingDown();
+    const record: TaskRecord = {
+      task_id: uuidv7(),
+      type,
+      status: 'queued',
+      input,
+      progress: { value: null, text: null },
+      result: null,
+      error: null,
+      created_at: this.#isoNow(),
+      started_at: null,
+      finished_at: null,
+      expires_at: null,
+      timeout_ms: timeout_ms ?? this.#taskTimeoutMs,
+    };
+    this.#store.insert(record);
+    try {
+      this.#executor.submit({ taskId: record.task_id, type, input, timeoutMs: record.timeout_ms });
+    } catch (error) {
+      // Nothing was published yet: the task never existed for anyone.
+      this.#store.delete(record.task_id);
+      throw error;
+    }
+    this.#logger.debug({ taskId: record.task_id, type }, 'task queued');
+    return record;
+  }
+
+  get(taskId: string): TaskRecord {
+    const record = this.#store.get(taskId);
+    if (!record) throw errors.taskNotFound(taskId);
+    return record;
+  }
+
+  list({ status, type, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
+    const before = cursor === undefined ? undefined : decodeCursor(cursor);
+    const { tasks, hasMore } = this.#store.list({ status, type, limit, before });
+    const last = tasks[tasks.length - 1];
+    return { tasks, next_cursor: hasMore && last ? encodeCursor(last.task_id) : null };
+  }
+
+  /** Cancels a queued or running task. A queued one ends at once; a running one shortly. */
+  cancel(taskId: string, reason: CancelReason = 'requested'): TaskRecord {
+    const record = this.get(taskId);
+    if (isTerminal(record.status)) throw errors.taskAlreadyEnded(taskId, record.status);
+    this.#executor.cancel(taskId, reason);
+    return this.get(taskId);
+  }
+
+  /** Deletes an ended task and ends its open streams. */
+  remove(taskId: string): void {
+    const record = this.get(taskId);
+    if (!isTerminal(record.status)) throw errors.taskNotEnded(taskId, record.status);
+    this.#evict(taskId);
+  }
+
+  /**
+   * Opens a stream on a task: the retained events after `afterSeq`, then live ones. The
+   * record is read in the same tick as the subscription, so the two agree.
+   */
+  subscribe(taskId: string, afterSeq: number, subscriber: Subscriber): { record: TaskRecord; subscription: Subscription } {
+    if (this.#closing) throw errors.shuttingDown();
+    const record = this.get(taskId);
+    return { record, subscription: this.#broker.subscribe(taskId, afterSeq, subscriber) };
+  }
+
+  get stats() {
+    return { tasks: this.#store.size, streams: this.#broker.subscriberCount, ...this.#executor.stats };
+  }
+
+  /** Evicts every ended task whose retention is over; returns how many. */
+  reap(): number {
+    return this.#reaper.sweep();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#reaper.close();
+    await this.#executor.close();
+    this.#broker.close();
+  }
+
+  #onStarted(taskId: string): void {
+    const record = this.#store.update(taskId, { status: 'running', started_at: this.#isoNow() });
+    if (!record) return;
+    this.#publishEvent(taskId, 'task_started', {});
+    this.#logger.debug({ taskId, type: record.type }, 'task started');
+  }
+
+  #onProgress(taskId: string, progress: Progress): void {
+    const record = this.#store.get(taskId);
+    if (record?.status !== 'running') return;
+    this.#store.update(taskId, { progress });
+    this.#publishEvent(taskId, 'progress_update', progress);
+  }
+
+  #onFinished(taskId: string, outcome: ExecutionOutcome): void {
+    const record = this.#store.get(taskId);
+    if (!record || isTerminal(record.status)) return;
+    const finishedAt = this.#clock.now();
+    const expiresAt = finishedAt + this.#retentionMs;
+    const ended = {
+      status: outcome.status,
+      finished_at: new Date(finishedAt).toISOString(),
+      expires_at: new Date(expiresAt).toISOString(),
+    };
+    if (outcome.status === 'completed') {
+      this.#store.update(taskId, { ...ended, result: outcome.result });
+      this.#publishEvent(taskId, 'task_completed', { result: outcome.result });
+    } else if (outcome.status === 'failed') {
+      this.#store.update(taskId, { ...ended, error: outcome.error });
+      this.#publishEvent(taskId, 'task_failed', { error: outcome.error });
+    } else {
+      this.#store.update(taskId, ended);
+      this.#publishEvent(taskId, 'task_cancelled', { reason: outcome.reason });
+    }
+    this.#reaper.schedule(taskId, expiresAt);
+    this.#logger.info(
+      {
+        taskId,
+        type: record.type,
+        status: outcome.status,
+        durationMs: record.started_at ? finishedAt - Date.parse(record.started_at) : null,
+        errorCode: outcome.status === 'failed' ? outcome.error.code : undefined,
+      },
+      'task ended',
+    );
+  }
+
+  #publishEvent<T extends Parameters<Broker['publish']>[0]['event_type']>(
+    taskId: string,
+    event_type: T,
+    data: Extract<Parameters<Broker['publish']>[0], { event_type: T }>['data'],
+  ): void {
+    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as Parameters<Broker['publish']>[0]);
+  }
+
+  #evict(taskId: string): void {
+    if (!this.#store.delete(taskId)) return;
+    this.#broker.drop(taskId);
+    this.#logger.debug({ taskId }, 'task evicted');
+  }
+
+  #isoNow(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+}

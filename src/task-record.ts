@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { ProgressSchema, TaskErrorSchema, TaskStatusSchema } from './events.ts';
+
+const instant = (what: string) => z.iso.datetime().nullable().describe(what);
+
+/** What the service keeps about one task. Field names are the wire names. */
+export const TaskRecordSchema = z.object({
+  task_id: z.uuid().describe('UUIDv7: ids sort by creation'),
+  type: z.string().describe('The task type'),
+  status: TaskStatusSchema,
+  input: z.unknown().describe('The input, with defaults applied'),
+  progress: ProgressSchema,
+  result: z.unknown().describe('The result; null until completed'),
+  error: TaskErrorSchema.nullable().describe('Why it failed; null unless failed'),
+  created_at: z.iso.datetime(),
+  started_at: instant('When it started running; null while queued'),
+  finished_at: instant('When it ended; null until then'),
+  expires_at: instant('When an ended task is evicted; null until it ends'),
+  timeout_ms: z.int().describe('Run time limit, counted from the start'),
+});
+export type TaskRecord = z.infer<typeof TaskRecordSchema>;
+
+/** A task as clients see it. */
+export const TaskSnapshotSchema = TaskRecordSchema.extend({
+  stream_url: z.string().describe('Path of the task\'s event stream'),
+}).meta({ id: 'Task' });
+export type TaskSnapshot = z.infer<typeof TaskSnapshotSchema>;
+
+export const toSnapshot = (record: TaskRecord): TaskSnapshot => ({
+  ...record,
+  stream_url: `/api/tasks/${record.task_id}/events`,
+});
