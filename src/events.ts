@@ -36,7 +36,7 @@ export type CancelReason = z.infer<typeof CancelReasonSchema>;
 export const EventDataSchemas = {
   task_started: z.object({}).meta({ id: 'TaskStartedData' }),
   progress_update: ProgressSchema,
-  task_completed: z.object({ result: z.unknown() }).meta({ id: 'TaskCompletedData' }),
+  task_completed: z.object({ result: z.unknown().nonoptional() }).meta({ id: 'TaskCompletedData' }),
   task_failed: z.object({ error: TaskErrorSchema }).meta({ id: 'TaskFailedData' }),
   task_cancelled: z.object({ reason: CancelReasonSchema }).meta({ id: 'TaskCancelledData' }),
 } as const;

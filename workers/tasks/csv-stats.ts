@@ -64,7 +64,7 @@ export default defineTask({
   type: 'csv_stats',
   description:
     'Profiles CSV text: per column, how many cells are filled, empty and numeric, and the min, max and mean of the numeric ones.',
-  input: z.object({
+  input: z.strictObject({
     csv: z.string().min(1).describe('The CSV text (RFC 4180)'),
     delimiter: z.string().length(1).default(',').describe('Field separator'),
     header: z.boolean().default(true).describe('Whether the first record names the columns'),

@@ -20,7 +20,7 @@ export default defineTask({
   type: 'primes',
   description:
     'Counts the primes below `limit` with a segmented sieve of Eratosthenes. CPU-bound; stops promptly when cancelled.',
-  input: z.object({
+  input: z.strictObject({
     limit: z
       .int()
       .min(2)

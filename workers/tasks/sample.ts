@@ -6,7 +6,7 @@ export default defineTask({
   type: 'sample',
   description:
     'Walks through `steps` steps of `step_ms` milliseconds each, reporting progress after every step. Fails at `fail_at_step` when given.',
-  input: z.object({
+  input: z.strictObject({
     steps: z.int().min(1).max(1000).default(5).describe('How many steps to run'),
     step_ms: z.int().min(0).max(60_000).default(1000).describe('Milliseconds per step'),
     fail_at_step: z.int().min(1).optional().describe('Throw an error at this step'),

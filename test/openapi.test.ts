@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { renderOpenApiYaml } from '../scripts/openapi-document.ts';
+import { startTestServer } from './helpers/server.ts';
+
+const committed = readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8');
+
+describe('openapi.yaml', () => {
+  it('matches the routes (regenerate with `npm run openapi`)', async () => {
+    expect(await renderOpenApiYaml()).toBe(committed);
+  });
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const api = await SwaggerParser.validate(parse(committed));
+    expect(api.openapi).toBe('3.1.0');
+  });
+
+  it('documents every route, the SSE stream and every event payload', () => {
+    const document = parse(committed);
+    expect(Object.keys(document.paths).sort()).toEqual([
+      '/api/task-types',
+      '/api/tasks',
+      '/api/tasks/{task_id}',
+      '/api/tasks/{task_id}/cancel',
+      '/api/tasks/{task_id}/events',
+      '/healthz',
+    ]);
+    const stream = document.paths['/api/tasks/{task_id}/events'].get.responses['200'].content;
+    expect(Object.keys(stream)).toEqual(['text/event-stream']);
+    const eventRefs = document.components.schemas.TaskEvent.oneOf.map((branch: { $ref: string }) => branch.$ref);
+    expect(eventRefs).toEqual([
+      '#/components/schemas/TaskStartedEvent',
+      '#/components/schemas/ProgressUpdateEvent',
+      '#/components/schemas/TaskCompletedEvent',
+      '#/components/schemas/TaskFailedEvent',
+      '#/components/schemas/TaskCancelledEvent',
+    ]);
+    const create = document.components.schemas.CreateTaskRequest;
+    expect(Object.keys(create.discriminator.mapping)).toEqual(['sample', 'primes', 'csv_stats']);
+  });
+
+  it('is served at /openapi.yaml as committed', async () => {
+    const server = await startTestServer();
+    try {
+      const response = await server.api('/openapi.yaml');
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/yaml/);
+      expect(await response.text()).toBe(committed);
+    } finally {
+      await server.close();
+    }
+  });
+});
