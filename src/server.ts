@@ -15,8 +15,9 @@ import { TaskRegistry } from './tasks/registry.ts';
 // Worker code loads from source under tsx and vitest, and from the build when compiled.
 const workerUrl = new URL(`../workers/entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
-/** A stream whose client stopped reading is dropped past this many unsent bytes. */
-const MAX_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Unsent bytes past which a stream's progress is coalesced, and past which it is dropped. */
+const STREAM_COALESCE_ABOVE_BYTES = 1024 * 1024;
+const STREAM_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 export interface TaskstreamOptions {
   /** Task type modules; the built-in ones by default. */
@@ -61,7 +62,8 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
   const hub = new SseHub({
     heartbeatMs: config.heartbeatMs,
     retryMs: config.sseRetryMs,
-    maxBufferedBytes: MAX_STREAM_BUFFER_BYTES,
+    coalesceAboveBytes: STREAM_COALESCE_ABOVE_BYTES,
+    maxBufferedBytes: STREAM_MAX_BUFFERED_BYTES,
   });
   const app = createApp({
     service,

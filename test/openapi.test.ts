@@ -13,7 +13,7 @@ describe('openapi.yaml', () => {
   });
 
   it('is a valid OpenAPI 3.1 document', async () => {
-    const api = await SwaggerParser.validate(parse(committed));
+    const api = (await SwaggerParser.validate(parse(committed))) as { openapi?: string };
     expect(api.openapi).toBe('3.1.0');
   });
 

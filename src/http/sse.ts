@@ -27,20 +27,51 @@ export function frameOf(logged: LoggedEvent): string {
 export interface SseHubOptions {
   heartbeatMs: number;
   retryMs: number;
+  /**
+   * Past this many unsent bytes a stream is "behind": progress frames are coalesced to the
+   * latest per task until the client catches up. Lifecycle frames are always queued.
+   */
+  coalesceAboveBytes: number;
   /** A stream whose unsent bytes exceed this is closed; its client resumes with Last-Event-ID. */
   maxBufferedBytes: number;
 }
 
-/** One open SSE response. Writes go straight to the Node response: no per-event awaits. */
+/**
+ * One open SSE response. Writes go straight to the Node response, synchronously: no
+ * per-event awaits, and a slow reader costs bounded memory.
+ */
 export class SseStream {
   readonly #response: ServerResponse;
   readonly #hub: SseHub;
+  /** Latest unsent progress frame per task while the client is behind, in arrival order. */
+  readonly #pending = new Map<string, string>();
   #closed = false;
   #onClose: (() => void) | undefined;
 
   constructor(response: ServerResponse, hub: SseHub) {
     this.#response = response;
     this.#hub = hub;
+    response.on('drain', () => this.#flushPending());
+  }
+
+  /**
+   * Sends an event frame. A `coalescable` frame (progress) may be replaced by a newer one
+   * with the same `key` (task id) while the client is behind; other frames are never
+   * dropped, and a pending frame with their key goes out first, so order per task holds.
+   */
+  send(frame: string, key: string, coalescable: boolean): void {
+    if (this.#closed) return;
+    if (coalescable && this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
+      this.#pending.delete(key); // re-insert: keep arrival order
+      this.#pending.set(key, frame);
+      return;
+    }
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) {
+      this.#pending.delete(key);
+      this.write(pending);
+    }
+    this.write(frame);
   }
 
   get closed(): boolean {
@@ -65,8 +96,16 @@ export class SseStream {
   /** Ends the response after everything written so far. */
   end(): void {
     if (this.#closed) return;
+    this.#flushPending();
     this.#response.end();
     this.#cleanup();
+  }
+
+  #flushPending(): void {
+    if (this.#pending.size === 0 || this.#closed) return;
+    const frames = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const frame of frames) this.write(frame);
   }
 
   /** Ends the stream from the other side (client gone or socket destroyed). */
@@ -77,6 +116,7 @@ export class SseStream {
   #cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pending.clear();
     this.#hub._remove(this);
     const listener = this.#onClose;
     this.#onClose = undefined;

@@ -76,8 +76,9 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       let stream: SseStream | undefined;
       const send = (logged: LoggedEvent) => {
         if (!stream) return;
-        stream.write(frameOf(logged));
-        if (isTerminalEvent(logged.event)) stream.end();
+        const { event } = logged;
+        stream.send(frameOf(logged), event.task_id, event.event_type === 'progress_update');
+        if (isTerminalEvent(event)) stream.end();
       };
       const { record, subscription } = service.subscribe(taskId, afterSeq, {
         deliver: send,
