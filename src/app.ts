@@ -3,9 +3,11 @@ import type { HttpBindings } from '@hono/node-server';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { AppError } from './errors.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
+import { requestLogger } from './logging.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -18,6 +20,8 @@ export interface AppOptions {
   registry: TaskRegistry;
   hub: SseHub;
   logger: Logger;
+  metrics: Registry;
+  isReady: () => boolean;
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
 }
@@ -32,15 +36,18 @@ export const OPENAPI_INFO = {
   },
 } as const;
 
+// From source: the committed file at the root; compiled: the copy at dist/openapi.yaml.
 const openapiFile = new URL('../openapi.yaml', import.meta.url);
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
-export function createApp({ service, registry, hub, logger, maxTaskTimeoutMs, bodyLimitBytes }: AppOptions) {
+export function createApp(options: AppOptions) {
+  const { service, registry, hub, logger, metrics, isReady, maxTaskTimeoutMs, bodyLimitBytes } = options;
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
 
+  app.use(requestLogger(logger));
   app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes }));
   app.route('/api', eventRoutes({ service, hub }));
-  app.route('/', healthRoutes());
+  app.route('/', healthRoutes({ isReady, metrics }));
 
   let openapiYaml: string | undefined;
   app.get('/openapi.yaml', (c) => {

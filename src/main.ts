@@ -1,7 +1,7 @@
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startTaskstream } from './server.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (error) {
@@ -13,13 +13,19 @@ try {
 }
 
 const taskstream = await startTaskstream(config);
-console.log(`taskstream listening on ${taskstream.url}`);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
+    // A second signal means "now": skip the grace period.
     if (stopping) process.exit(1);
     stopping = true;
-    void taskstream.close().then(() => process.exit(0));
+    taskstream.shutdown(config.shutdownGraceMs).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('shutdown failed', error);
+        process.exit(1);
+      },
+    );
   });
 }

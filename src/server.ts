@@ -7,6 +7,8 @@ import { MemoryBroker } from './broker/memory-broker.ts';
 import type { Config } from './config.ts';
 import { PiscinaExecutor } from './executor/piscina-executor.ts';
 import { SseHub } from './http/sse.ts';
+import { logTaskTransitions } from './logging.ts';
+import { createMetrics } from './metrics.ts';
 import type { Clock } from './reaper.ts';
 import { TaskService } from './service.ts';
 import { MemoryTaskStore } from './store/memory-task-store.ts';
@@ -34,7 +36,13 @@ export interface Taskstream {
   readonly app: ReturnType<typeof createApp>;
   readonly hub: SseHub;
   readonly server: ServerType;
-  /** Ends open streams, stops the workers and the listener. Idempotent. */
+  /**
+   * Graceful stop: refuse new tasks and streams, let running tasks finish for `graceMs`,
+   * cancel what is left (reason `shutdown`), let every stream send its terminal event,
+   * then close. Idempotent.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  /** Immediate stop: ends open streams, stops the workers and the listener. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -65,11 +73,15 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     coalesceAboveBytes: STREAM_COALESCE_ABOVE_BYTES,
     maxBufferedBytes: STREAM_MAX_BUFFERED_BYTES,
   });
+  logTaskTransitions(service, logger);
+  const metrics = createMetrics(service, hub);
   const app = createApp({
     service,
     registry,
     hub,
     logger,
+    metrics,
+    isReady: () => !service.draining,
     maxTaskTimeoutMs: config.maxTaskTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
   });
@@ -81,17 +93,55 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
+  logger.info({ url: `http://${host}:${address.port}`, maxWorkers: config.maxWorkers }, 'listening');
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       hub.close();
       await service.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Idle keep-alive sockets would hold close() open.
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
+      await closeServer(server, 0);
     })());
 
-  return { url: `http://${host}:${address.port}`, service, registry, app, hub, server, close };
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (graceMs: number) =>
+    (shuttingDown ??= (async () => {
+      const started = performance.now();
+      logger.info({ graceMs }, 'shutting down');
+      await service.drain(graceMs);
+      // Every task has ended, so every task stream has written its terminal event and
+      // ended itself; what is left is ended here and flushed before sockets close.
+      hub.endAll();
+      await closeServer(server, SOCKET_FLUSH_MS);
+      await close();
+      logger.info({ durationMs: Math.round(performance.now() - started) }, 'shut down');
+    })());
+
+  return { url: `http://${host}:${address.port}`, service, registry, app, hub, server, shutdown, close };
+}
+
+/** How long ended responses get to flush before their sockets are cut. */
+const SOCKET_FLUSH_MS = 2000;
+
+/**
+ * Stops listening. Sockets close as soon as they are idle (their last response flushed);
+ * any still busy after `flushMs` are cut.
+ */
+function closeServer(server: ServerType, flushMs: number): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    if (!('closeAllConnections' in server)) {
+      server.close(() => resolve());
+      return;
+    }
+    const sweep = setInterval(() => server.closeIdleConnections(), 20);
+    const cut = setTimeout(() => server.closeAllConnections(), flushMs);
+    server.close(() => {
+      clearInterval(sweep);
+      clearTimeout(cut);
+      resolve();
+    });
+    if (flushMs === 0) server.closeAllConnections();
+    else server.closeIdleConnections();
+  });
 }

@@ -1,8 +1,9 @@
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import type { Broker, Subscriber, Subscription } from './broker/broker.ts';
 import { AppError, errors } from './errors.ts';
-import { isTerminal, type CancelReason, type Progress, type TaskStatus } from './events.ts';
+import { isTerminal, type CancelReason, type EventType, type Progress, type TaskStatus } from './events.ts';
 import type { ExecutionOutcome, Executor } from './executor/executor.ts';
 import { Reaper, systemClock, type Clock } from './reaper.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
@@ -43,12 +44,19 @@ function decodeCursor(cursor: string): string {
   return taskId;
 }
 
+export interface TaskServiceEventMap {
+  /** A task changed status (queued when created); the record is the new one. */
+  transition: [record: TaskRecord];
+  /** An event was published on a task's stream. */
+  published: [eventType: EventType];
+}
+
 /**
  * The task lifecycle: queued → running → completed | failed | cancelled, with exactly one
  * terminal event per task, always its last. Routes call this; it drives the store, the
- * broker, the executor and the reaper.
+ * broker, the executor and the reaper, and tells observers (logs, metrics) what happened.
  */
-export class TaskService {
+export class TaskService extends EventEmitter<TaskServiceEventMap> {
   readonly #store: TaskStore;
   readonly #broker: Broker;
   readonly #executor: Executor;
@@ -57,9 +65,15 @@ export class TaskService {
   readonly #reaper: Reaper;
   readonly #taskTimeoutMs: number;
   readonly #retentionMs: number;
+  /** Set by drain(): no new tasks or streams; existing ones run to their end. */
+  #draining = false;
   #closing = false;
+  /** Tasks not yet ended. drain() waits for this to reach zero. */
+  #active = 0;
+  #idleWaiters: (() => void)[] = [];
 
   constructor(options: TaskServiceOptions) {
+    super();
     this.#store = options.store;
     this.#broker = options.broker;
     this.#executor = options.executor;
@@ -75,7 +89,7 @@ export class TaskService {
 
   /** Creates a task and queues it. Its input was validated against its type's schema. */
   create({ type, input, timeout_ms }: CreateTaskInput): TaskRecord {
-    if (this.#closing) throw errors.shuttingDown();
+    if (this.#draining || this.#closing) throw errors.shuttingDown();
     const record: TaskRecord = {
       task_id: uuidv7(),
       type,
@@ -98,7 +112,8 @@ export class TaskService {
       this.#store.delete(record.task_id);
       throw error;
     }
-    this.#logger.debug({ taskId: record.task_id, type }, 'task queued');
+    this.#active++;
+    this.emit('transition', record);
     return record;
   }
 
@@ -135,13 +150,32 @@ export class TaskService {
    * record is read in the same tick as the subscription, so the two agree.
    */
   subscribe(taskId: string, afterSeq: number, subscriber: Subscriber): { record: TaskRecord; subscription: Subscription } {
-    if (this.#closing) throw errors.shuttingDown();
+    if (this.#draining || this.#closing) throw errors.shuttingDown();
     const record = this.get(taskId);
     return { record, subscription: this.#broker.subscribe(taskId, afterSeq, subscriber) };
   }
 
   get stats() {
     return { tasks: this.#store.size, streams: this.#broker.subscriberCount, ...this.#executor.stats };
+  }
+
+  /** True once drain() has begun: the service is going away. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Stops taking tasks and streams, cancels queued tasks, gives running ones `graceMs` to
+   * finish, then cancels them (reason `shutdown`) and waits until every task has ended, so
+   * every stream has had its terminal event.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#draining = true;
+    for (const taskId of this.#activeTaskIds('queued')) this.#executor.cancel(taskId, 'shutdown');
+    if (await this.#whenIdle(graceMs)) return;
+    for (const taskId of this.#activeTaskIds('running')) this.#executor.cancel(taskId, 'shutdown');
+    // Cancellation ends every task within the cancel grace period (the thread is terminated).
+    await this.#whenIdle(Infinity);
   }
 
   /** Evicts every ended task whose retention is over; returns how many. */
@@ -152,6 +186,7 @@ export class TaskService {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#draining = true;
     this.#reaper.close();
     await this.#executor.close();
     this.#broker.close();
@@ -161,7 +196,7 @@ export class TaskService {
     const record = this.#store.update(taskId, { status: 'running', started_at: this.#isoNow() });
     if (!record) return;
     this.#publishEvent(taskId, 'task_started', {});
-    this.#logger.debug({ taskId, type: record.type }, 'task started');
+    this.emit('transition', record);
   }
 
   #onProgress(taskId: string, progress: Progress): void {
@@ -176,6 +211,7 @@ export class TaskService {
     if (!record || isTerminal(record.status)) return;
     const finishedAt = this.#clock.now();
     const expiresAt = finishedAt + this.#retentionMs;
+    this.#active--;
     const ended = {
       status: outcome.status,
       finished_at: new Date(finishedAt).toISOString(),
@@ -192,16 +228,8 @@ export class TaskService {
       this.#publishEvent(taskId, 'task_cancelled', { reason: outcome.reason });
     }
     this.#reaper.schedule(taskId, expiresAt);
-    this.#logger.info(
-      {
-        taskId,
-        type: record.type,
-        status: outcome.status,
-        durationMs: record.started_at ? finishedAt - Date.parse(record.started_at) : null,
-        errorCode: outcome.status === 'failed' ? outcome.error.code : undefined,
-      },
-      'task ended',
-    );
+    this.emit('transition', this.#store.get(taskId)!);
+    if (this.#active === 0) this.#wakeIdleWaiters();
   }
 
   #publishEvent<T extends Parameters<Broker['publish']>[0]['event_type']>(
@@ -210,6 +238,29 @@ export class TaskService {
     data: Extract<Parameters<Broker['publish']>[0], { event_type: T }>['data'],
   ): void {
     this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as Parameters<Broker['publish']>[0]);
+    this.emit('published', event_type);
+  }
+
+  #activeTaskIds(status: 'queued' | 'running'): string[] {
+    return this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER }).tasks.map((task) => task.task_id);
+  }
+
+  /** Resolves true once no task is queued or running, or false after `ms`. */
+  #whenIdle(ms: number): Promise<boolean> {
+    if (this.#active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(() => resolve(false), ms) : undefined;
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  #wakeIdleWaiters(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #evict(taskId: string): void {

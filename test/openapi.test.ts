@@ -26,6 +26,8 @@ describe('openapi.yaml', () => {
       '/api/tasks/{task_id}/cancel',
       '/api/tasks/{task_id}/events',
       '/healthz',
+      '/metrics',
+      '/readyz',
     ]);
     const stream = document.paths['/api/tasks/{task_id}/events'].get.responses['200'].content;
     expect(Object.keys(stream)).toEqual(['text/event-stream']);

@@ -1,24 +1,58 @@
 import type { HttpBindings } from '@hono/node-server';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
+import { errors } from '../errors.ts';
+import { problemDoc } from '../http/problem.ts';
 
-/** Liveness: the process answers HTTP. */
-export function healthRoutes() {
+export interface HealthRoutesOptions {
+  /** Ready to take tasks: the pool is up and the service is not draining. */
+  isReady: () => boolean;
+  metrics: Registry;
+}
+
+const status = (value: string) => ({
+  'application/json': { schema: z.object({ status: z.literal(value) }) },
+});
+
+/** Probes for load balancers and orchestrators, and Prometheus metrics. */
+export function healthRoutes({ isReady, metrics }: HealthRoutesOptions) {
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>();
   app.openapi(
     createRoute({
       method: 'get',
       path: '/healthz',
       operationId: 'health',
-      summary: 'Liveness probe',
-      responses: {
-        200: {
-          description: 'The service is up',
-          content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } },
-        },
-      },
+      summary: 'Liveness probe: the process answers',
+      responses: { 200: { description: 'Alive', content: status('ok') } },
     }),
     (c) => c.json({ status: 'ok' as const }, 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/readyz',
+      operationId: 'ready',
+      summary: 'Readiness probe: the pool is up and the service is not shutting down',
+      responses: {
+        200: { description: 'Ready', content: status('ready') },
+        503: problemDoc('Shutting down'),
+      },
+    }),
+    (c) => {
+      if (!isReady()) throw errors.shuttingDown();
+      return c.json({ status: 'ready' as const }, 200);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/metrics',
+      operationId: 'metrics',
+      summary: 'Prometheus metrics (text exposition format)',
+      responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
+    }),
+    async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }),
   );
   return app;
 }

@@ -1,0 +1,102 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SseHub } from './http/sse.ts';
+import type { TaskService } from './service.ts';
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
+
+/**
+ * Prometheus metrics for one service instance, in a registry of its own (so several
+ * instances in one process, as in tests, do not collide).
+ */
+export function createMetrics(service: TaskService, hub: SseHub): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'taskstream_' });
+
+  const tasksCreated = new Counter({
+    name: 'taskstream_tasks_created_total',
+    help: 'Tasks accepted, by type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const tasksEnded = new Counter({
+    name: 'taskstream_tasks_total',
+    help: 'Tasks that ended, by type and final status',
+    labelNames: ['type', 'status'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'taskstream_task_duration_seconds',
+    help: 'Run time of ended tasks, from start to end (0 for tasks cancelled while queued)',
+    labelNames: ['type', 'status'],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: 'taskstream_task_queue_wait_seconds',
+    help: 'Time from creation to start',
+    labelNames: ['type'],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const events = new Counter({
+    name: 'taskstream_events_published_total',
+    help: 'Events published on task streams, by event type',
+    labelNames: ['event_type'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'taskstream_queue_depth',
+    help: 'Tasks waiting for a worker',
+    registers: [registry],
+    collect() {
+      this.set(service.stats.queued);
+    },
+  });
+  new Gauge({
+    name: 'taskstream_workers_busy',
+    help: 'Worker threads running a task',
+    registers: [registry],
+    collect() {
+      this.set(service.stats.running);
+    },
+  });
+  new Gauge({
+    name: 'taskstream_workers',
+    help: 'Worker threads in the pool',
+    registers: [registry],
+    collect() {
+      this.set(service.stats.maxWorkers);
+    },
+  });
+  new Gauge({
+    name: 'taskstream_open_streams',
+    help: 'Open SSE streams',
+    registers: [registry],
+    collect() {
+      this.set(hub.size);
+    },
+  });
+  new Gauge({
+    name: 'taskstream_tasks_retained',
+    help: 'Tasks held in the store (any status)',
+    registers: [registry],
+    collect() {
+      this.set(service.stats.tasks);
+    },
+  });
+
+  const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
+  service.on('transition', (record) => {
+    if (record.status === 'queued') {
+      tasksCreated.inc({ type: record.type });
+    } else if (record.status === 'running') {
+      queueWait.observe({ type: record.type }, seconds(record.created_at, record.started_at!));
+    } else {
+      tasksEnded.inc({ type: record.type, status: record.status });
+      const ran = record.started_at ? seconds(record.started_at, record.finished_at!) : 0;
+      duration.observe({ type: record.type, status: record.status }, ran);
+    }
+  });
+  service.on('published', (eventType) => events.inc({ event_type: eventType }));
+  return registry;
+}
