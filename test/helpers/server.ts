@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { ConfigSchema, type Config } from '../../src/config.ts';
 import type { Clock } from '../../src/reaper.ts';
 import { startTaskstream, type Taskstream } from '../../src/server.ts';
@@ -22,7 +22,7 @@ export interface TestServer extends Taskstream {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; logger?: Logger } = {},
 ): Promise<TestServer> {
   const config: Config = ConfigSchema.parse({
     PORT: '0',
@@ -33,7 +33,7 @@ export async function startTestServer(
   });
   const taskstream = await startTaskstream(config, {
     taskModules: [...builtInTaskModules, ...fixtureModules],
-    logger: pino({ level: config.logLevel }),
+    logger: options.logger ?? pino({ level: config.logLevel }),
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const api = (path: string, init?: RequestInit) => fetch(`${taskstream.url}${path}`, init);

@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { withTimeout } from './timeout.ts';
+
+export const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** Parsed JSON log lines so far (stdout). */
+  readonly logs: Record<string, unknown>[];
+  readonly stderr: () => string;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+  kill(): void;
+}
+
+/**
+ * Starts the service as a real child process — from source through tsx, or the compiled
+ * build — on port 0, and waits for its `listening` log line.
+ */
+export async function spawnService(
+  entry: 'source' | 'dist',
+  env: Record<string, string> = {},
+): Promise<ServiceProcess> {
+  const args = entry === 'source' ? ['--import', tsxLoader, 'src/main.ts'] : ['dist/src/main.js'];
+  const child = spawn(process.execPath, args, {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buffered = '';
+  let onListening: (url: string) => void;
+  const listening = new Promise<string>((resolve) => (onListening = resolve));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'listening') onListening(entry.url as string);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  const url = await withTimeout(
+    Promise.race([listening, exited.then((code) => Promise.reject(new Error(`service exited (${code}): ${stderr}`)))]),
+    'the service to log "listening"',
+    20_000,
+  );
+  return { child, url, logs, stderr: () => stderr, exited, kill: () => child.kill('SIGKILL') };
+}
