@@ -48,7 +48,7 @@ describe('graceful shutdown of the real process', () => {
     });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('content-type')).toBe('application/problem+json');
-    expect((await refused.json()).code).toBe('shutting_down');
+    expect(((await refused.json()) as { code: string }).code).toBe('shutting_down');
 
     for (const stream of streams) {
       const events = await stream.untilEnd('the stream to end with its terminal event', 20_000);
