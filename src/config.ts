@@ -19,6 +19,7 @@ export const EnvSchema = z.object({
   HEARTBEAT_MS: duration(1).default(15_000).describe('Interval of SSE heartbeat comments'),
   SSE_RETRY_MS: duration(0).default(3000).describe('Reconnect delay hinted to SSE clients'),
   BODY_LIMIT_BYTES: integer(1).default(1_048_576).describe('Largest request body'),
+  EVENT_HISTORY: integer(1).default(10_000).describe('Events of all tasks kept for resuming the multiplexed stream'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -44,6 +45,7 @@ export const ConfigSchema = EnvSchema.refine(
   bodyLimitBytes: env.BODY_LIMIT_BYTES,
   progressHistory: env.PROGRESS_HISTORY,
   logLevel: env.LOG_LEVEL,
+  eventHistory: env.EVENT_HISTORY,
 }));
 
 export type Config = z.output<typeof ConfigSchema>;

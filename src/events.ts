@@ -50,8 +50,8 @@ export const TERMINAL_EVENTS: ReadonlySet<EventType> = new Set([
   'task_cancelled',
 ]);
 
-export const isTerminalEvent = (event: { event_type: EventType }): boolean =>
-  TERMINAL_EVENTS.has(event.event_type);
+export const isTerminalEvent = (event: { event_type: string }): boolean =>
+  TERMINAL_EVENTS.has(event.event_type as EventType);
 
 const envelope = <T extends EventType>(type: T) =>
   z

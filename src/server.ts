@@ -60,7 +60,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
   });
   const service = new TaskService({
     store: new MemoryTaskStore(),
-    broker: new MemoryBroker({ progressHistory: config.progressHistory }),
+    broker: new MemoryBroker({ progressHistory: config.progressHistory, globalHistory: config.eventHistory }),
     executor,
     logger,
     taskTimeoutMs: config.taskTimeoutMs,

@@ -1,12 +1,21 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import type { Broker, Subscriber, Subscription } from './broker/broker.ts';
+import type { Broker, GlobalSubscription, LoggedEvent, Subscriber, Subscription } from './broker/broker.ts';
 import { AppError, errors } from './errors.ts';
-import { isTerminal, type CancelReason, type EventType, type Progress, type TaskStatus } from './events.ts';
+import {
+  isTerminal,
+  type CancelReason,
+  type EventData,
+  type EventType,
+  type NewTaskEvent,
+  type Progress,
+  type TaskStatus,
+} from './events.ts';
 import type { ExecutionOutcome, Executor } from './executor/executor.ts';
 import { Reaper, systemClock, type Clock } from './reaper.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
+import { toSnapshot } from './task-record.ts';
 
 export interface TaskServiceOptions {
   store: TaskStore;
@@ -81,7 +90,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#clock = options.clock ?? systemClock;
     this.#taskTimeoutMs = options.taskTimeoutMs;
     this.#retentionMs = options.retentionMs;
-    this.#reaper = new Reaper({ evict: (taskId) => this.#evict(taskId), clock: this.#clock });
+    this.#reaper = new Reaper({ evict: (taskId) => this.#evict(taskId, 'evicted'), clock: this.#clock });
     this.#executor.on('started', (taskId) => this.#onStarted(taskId));
     this.#executor.on('progress', (taskId, progress) => this.#onProgress(taskId, progress));
     this.#executor.on('finished', (taskId, outcome) => this.#onFinished(taskId, outcome));
@@ -113,6 +122,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       throw error;
     }
     this.#active++;
+    this.#broker.publish({
+      event_type: 'task_created',
+      task_id: record.task_id,
+      timestamp: record.created_at,
+      data: { task: toSnapshot(record) },
+    });
     this.emit('transition', record);
     return record;
   }
@@ -142,7 +157,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   remove(taskId: string): void {
     const record = this.get(taskId);
     if (!isTerminal(record.status)) throw errors.taskNotEnded(taskId, record.status);
-    this.#evict(taskId);
+    this.#evict(taskId, 'deleted');
   }
 
   /**
@@ -152,7 +167,40 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   subscribe(taskId: string, afterSeq: number, subscriber: Subscriber): { record: TaskRecord; subscription: Subscription } {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
     const record = this.get(taskId);
-    return { record, subscription: this.#broker.subscribe(taskId, afterSeq, subscriber) };
+    return { record, subscription: this.#broker.subscribe(taskId, { seq: afterSeq }, subscriber) };
+  }
+
+  /**
+   * Opens one stream on several tasks: their retained events after the service-wide
+   * `afterPosition`, merged in publish order, then live ones. Unknown ids are skipped;
+   * if none is known, the first one is reported as not found.
+   */
+  subscribeMany(
+    taskIds: readonly string[],
+    afterPosition: number,
+    subscriber: Subscriber,
+  ): { records: TaskRecord[]; subscription: Subscription } {
+    if (this.#draining || this.#closing) throw errors.shuttingDown();
+    const records = [...new Set(taskIds)].map((taskId) => this.#store.get(taskId)).filter((record) => record !== undefined);
+    if (records.length === 0) throw errors.taskNotFound(taskIds[0] ?? '');
+    const subscriptions = records.map((record) =>
+      this.#broker.subscribe(record.task_id, { position: afterPosition }, subscriber),
+    );
+    const history: LoggedEvent[] = subscriptions.flatMap((subscription) => subscription.history);
+    history.sort((a, b) => a.position - b.position);
+    return {
+      records,
+      subscription: {
+        history,
+        unsubscribe: () => subscriptions.forEach((subscription) => subscription.unsubscribe()),
+      },
+    };
+  }
+
+  /** Opens a stream on every task: history after `afterPosition` if given, then live events. */
+  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription {
+    if (this.#draining || this.#closing) throw errors.shuttingDown();
+    return this.#broker.subscribeAll(afterPosition, subscriber);
   }
 
   get stats() {
@@ -232,12 +280,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     if (this.#active === 0) this.#wakeIdleWaiters();
   }
 
-  #publishEvent<T extends Parameters<Broker['publish']>[0]['event_type']>(
-    taskId: string,
-    event_type: T,
-    data: Extract<Parameters<Broker['publish']>[0], { event_type: T }>['data'],
-  ): void {
-    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as Parameters<Broker['publish']>[0]);
+  #publishEvent<T extends EventType>(taskId: string, event_type: T, data: EventData<T>): void {
+    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as NewTaskEvent);
     this.emit('published', event_type);
   }
 
@@ -263,10 +307,10 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     for (const wake of waiters) wake();
   }
 
-  #evict(taskId: string): void {
+  #evict(taskId: string, reason: 'deleted' | 'evicted'): void {
     if (!this.#store.delete(taskId)) return;
-    this.#broker.drop(taskId);
-    this.#logger.debug({ taskId }, 'task evicted');
+    this.#broker.drop(taskId, reason);
+    this.#logger.debug({ taskId, reason }, 'task removed');
   }
 
   #isoNow(): string {

@@ -20,6 +20,7 @@ describe('openapi.yaml', () => {
   it('documents every route, the SSE stream and every event payload', () => {
     const document = parse(committed);
     expect(Object.keys(document.paths).sort()).toEqual([
+      '/api/events',
       '/api/task-types',
       '/api/tasks',
       '/api/tasks/{task_id}',

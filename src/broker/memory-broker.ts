@@ -1,81 +1,105 @@
-import type { NewTaskEvent, TaskEvent } from '../events.ts';
-import type { Broker, LoggedEvent, Subscriber, Subscription } from './broker.ts';
+import type { NewTaskEvent } from '../events.ts';
+import type { StreamEvent } from '../stream-events.ts';
+import type {
+  Broker,
+  GlobalSubscription,
+  LoggedEvent,
+  NewTaskCreatedEvent,
+  ResumePoint,
+  Subscriber,
+  Subscription,
+} from './broker.ts';
 
 interface TaskLog {
   lastSeq: number;
-  /** Sorted by seq. Lifecycle events are never removed; progress is thinned (see #thin). */
+  /** Sorted by seq and by position. Lifecycle events are never removed; progress is thinned. */
   events: LoggedEvent[];
   progressCount: number;
   subscribers: Set<Subscriber>;
 }
 
 export interface MemoryBrokerOptions {
-  /** Progress events per task kept for replay. */
+  /** Progress events per task kept for replay (between 1× and 2× this many). */
   progressHistory: number;
+  /** Events of all tasks kept for resuming the multiplexed stream (between 1× and 2×). */
+  globalHistory: number;
+  /** The first position; by default the boot time in microseconds, so ids grow across restarts. */
+  firstPosition?: number;
 }
 
 /** The in-process broker: replay logs in memory and synchronous fan-out. */
 export class MemoryBroker implements Broker {
   readonly #logs = new Map<string, TaskLog>();
+  readonly #allSubscribers = new Set<Subscriber>();
   readonly #progressHistory: number;
+  readonly #globalHistory: number;
+  /** Sorted by position. Trimmed to the newest `globalHistory` in batches. */
+  #global: LoggedEvent[] = [];
+  #lastPosition: number;
   #subscriberCount = 0;
 
-  constructor({ progressHistory }: MemoryBrokerOptions) {
+  constructor({ progressHistory, globalHistory, firstPosition = Date.now() * 1000 }: MemoryBrokerOptions) {
     this.#progressHistory = progressHistory;
+    this.#globalHistory = globalHistory;
+    this.#lastPosition = firstPosition - 1;
   }
 
-  publish(event: NewTaskEvent): LoggedEvent {
-    const log = this.#log(event.task_id);
+  publish(event: NewTaskEvent | NewTaskCreatedEvent): LoggedEvent {
+    if (event.event_type === 'task_created') {
+      const logged = this.#log0({ ...event, seq: 0 });
+      for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
+      return logged;
+    }
+    const log = this.#taskLog(event.task_id);
     const { event_type, task_id, timestamp, data } = event;
-    const numbered = { event_type, task_id, seq: ++log.lastSeq, timestamp, data } as TaskEvent;
-    const logged: LoggedEvent = { event: numbered, json: JSON.stringify(numbered) };
+    const logged = this.#log0({ event_type, task_id, seq: ++log.lastSeq, timestamp, data } as StreamEvent);
     log.events.push(logged);
-    if (numbered.event_type === 'progress_update' && ++log.progressCount > 2 * this.#progressHistory) {
+    if (event_type === 'progress_update' && ++log.progressCount > 2 * this.#progressHistory) {
       this.#thin(log);
     }
     for (const subscriber of log.subscribers) subscriber.deliver(logged);
+    for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
     return logged;
   }
 
-  subscribe(taskId: string, afterSeq: number, subscriber: Subscriber): Subscription {
-    const log = this.#log(taskId);
-    const history = this.history(taskId, afterSeq);
+  subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Subscription {
+    const log = this.#taskLog(taskId);
+    const history =
+      'seq' in after
+        ? log.events.slice(firstAfter(log.events, after.seq, (logged) => logged.event.seq))
+        : log.events.slice(firstAfter(log.events, after.position, (logged) => logged.position));
     // Publishing is synchronous, so nothing can slip in between reading history and adding.
     log.subscribers.add(subscriber);
-    this.#subscriberCount++;
-    let active = true;
-    return {
-      history,
-      unsubscribe: () => {
-        if (!active) return;
-        active = false;
-        if (log.subscribers.delete(subscriber)) this.#subscriberCount--;
-      },
-    };
+    return this.#track(history, () => log.subscribers.delete(subscriber));
   }
 
-  history(taskId: string, afterSeq: number): readonly LoggedEvent[] {
-    const events = this.#logs.get(taskId)?.events;
-    if (!events) return [];
-    // Binary search for the first event with seq > afterSeq.
-    let low = 0;
-    let high = events.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (events[mid]!.event.seq <= afterSeq) low = mid + 1;
-      else high = mid;
+  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription {
+    let history: LoggedEvent[] = [];
+    let complete = true;
+    if (afterPosition !== undefined) {
+      const oldest = this.#global[0]?.position ?? this.#lastPosition + 1;
+      // Complete only if nothing after the resume point was trimmed, and the point is ours.
+      complete = afterPosition >= oldest - 1 && afterPosition <= this.#lastPosition;
+      if (complete) history = this.#global.slice(firstAfter(this.#global, afterPosition, (logged) => logged.position));
     }
-    return events.slice(low);
+    this.#allSubscribers.add(subscriber);
+    return { ...this.#track(history, () => this.#allSubscribers.delete(subscriber)), complete };
   }
 
-  drop(taskId: string): void {
+  drop(taskId: string, reason: 'deleted' | 'evicted'): void {
     const log = this.#logs.get(taskId);
-    if (!log) return;
     this.#logs.delete(taskId);
-    this.#subscriberCount -= log.subscribers.size;
+    const removed = this.#log0({
+      event_type: 'task_removed',
+      task_id: taskId,
+      seq: 0,
+      timestamp: new Date().toISOString(),
+      data: { reason },
+    });
+    for (const subscriber of this.#allSubscribers) subscriber.deliver(removed);
+    if (!log) return;
     const subscribers = [...log.subscribers];
-    log.subscribers.clear();
-    for (const subscriber of subscribers) subscriber.end();
+    for (const subscriber of subscribers) subscriber.removed(removed);
   }
 
   get subscriberCount(): number {
@@ -83,10 +107,36 @@ export class MemoryBroker implements Broker {
   }
 
   close(): void {
-    for (const taskId of [...this.#logs.keys()]) this.drop(taskId);
+    this.#logs.clear();
+    this.#allSubscribers.clear();
+    this.#global = [];
   }
 
-  #log(taskId: string): TaskLog {
+  /** Gives an event its position and appends it to the service-wide log. */
+  #log0(event: StreamEvent): LoggedEvent {
+    const logged: LoggedEvent = { event, json: JSON.stringify(event), position: ++this.#lastPosition };
+    this.#global.push(logged);
+    if (this.#global.length > 2 * this.#globalHistory) {
+      this.#global = this.#global.slice(-this.#globalHistory);
+    }
+    return logged;
+  }
+
+  #track(history: LoggedEvent[], remove: () => boolean): Subscription {
+    this.#subscriberCount++;
+    let active = true;
+    return {
+      history,
+      unsubscribe: () => {
+        if (!active) return;
+        active = false;
+        remove();
+        this.#subscriberCount--;
+      },
+    };
+  }
+
+  #taskLog(taskId: string): TaskLog {
     let log = this.#logs.get(taskId);
     if (!log) {
       log = { lastSeq: 0, events: [], progressCount: 0, subscribers: new Set() };
@@ -105,4 +155,16 @@ export class MemoryBroker implements Broker {
     });
     log.progressCount = this.#progressHistory;
   }
+}
+
+/** Index of the first event whose key is greater than `after` (events sorted by key). */
+function firstAfter(events: readonly LoggedEvent[], after: number, key: (logged: LoggedEvent) => number): number {
+  let low = 0;
+  let high = events.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (key(events[mid]!) <= after) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

@@ -9,17 +9,21 @@ export const SSE_HEADERS = {
   connection: 'keep-alive',
 } as const;
 
-const frames = new WeakMap<LoggedEvent, string>();
+const taskFrames = new WeakMap<LoggedEvent, string>();
+const multiplexedFrames = new WeakMap<LoggedEvent, string>();
 
 /**
- * The SSE frame of an event on a per-task stream, built once however many streams carry it.
+ * The SSE frame of an event, built once however many streams carry it: on a per-task
+ * stream its id is the task's seq, on the multiplexed stream the service-wide position.
  * JSON never contains a raw newline, so one `data:` line is enough.
  */
-export function frameOf(logged: LoggedEvent): string {
-  let frame = frames.get(logged);
+export function frameOf(logged: LoggedEvent, stream: 'task' | 'multiplexed'): string {
+  const cache = stream === 'task' ? taskFrames : multiplexedFrames;
+  let frame = cache.get(logged);
   if (frame === undefined) {
-    frame = `id: ${logged.event.seq}\nevent: ${logged.event.event_type}\ndata: ${logged.json}\n\n`;
-    frames.set(logged, frame);
+    const id = stream === 'task' ? logged.event.seq : logged.position;
+    frame = `id: ${id}\nevent: ${logged.event.event_type}\ndata: ${logged.json}\n\n`;
+    cache.set(logged, frame);
   }
   return frame;
 }

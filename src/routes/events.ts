@@ -2,12 +2,13 @@ import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import type { LoggedEvent } from '../broker/broker.ts';
+import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
 import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
+import { RESYNC_EVENT, StreamEventSchema } from '../stream-events.ts';
 import { TaskIdParams } from './tasks.ts';
 import { validationHook } from './validation.ts';
 
@@ -16,12 +17,13 @@ export interface EventRoutesOptions {
   hub: SseHub;
 }
 
-const EVENT_ID = /^\d{1,15}$/;
+const EVENT_ID = /^\d{1,16}$/;
+const MAX_FILTER_IDS = 100;
 
 /** The id to resume after: the Last-Event-ID header, else the last_event_id query parameter. */
-function resumeAfter(header: string | undefined, query: string | undefined): number {
+function resumeAfter(header: string | undefined, query: string | undefined): number | undefined {
   const raw = header ?? query;
-  if (raw === undefined || raw === '') return 0;
+  if (raw === undefined || raw === '') return undefined;
   if (!EVENT_ID.test(raw)) {
     const pointer = header !== undefined ? '/last-event-id' : '/last_event_id';
     throw new AppError('invalid_request', 'Last-Event-ID must be an event id this stream sent', {
@@ -31,7 +33,18 @@ function resumeAfter(header: string | undefined, query: string | undefined): num
   return Number(raw);
 }
 
-/** Per-task Server-Sent Events streams. */
+const resumeHeaders = z.object({
+  'last-event-id': z.string().optional().describe('Resume after this event id'),
+});
+const lastEventIdQuery = z
+  .string()
+  .optional()
+  .describe('Same as the Last-Event-ID header, for clients that cannot set headers');
+
+const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multiplexed') =>
+  stream.send(frameOf(logged, kind), logged.event.task_id, logged.event.event_type === 'progress_update');
+
+/** Per-task and multiplexed Server-Sent Events streams. */
 export function eventRoutes({ service, hub }: EventRoutesOptions) {
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
 
@@ -51,38 +64,31 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       ].join(' '),
       request: {
         params: TaskIdParams,
-        headers: z.object({
-          'last-event-id': z.string().optional().describe('Resume after this event id'),
-        }),
-        query: z.object({
-          last_event_id: z.string().optional().describe('Same as the Last-Event-ID header, for clients that cannot set headers'),
-        }),
+        headers: resumeHeaders,
+        query: z.object({ last_event_id: lastEventIdQuery }),
       },
       responses: {
-        200: {
-          description: 'The event stream',
-          content: { 'text/event-stream': { schema: TaskEventSchema } },
-        },
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: TaskEventSchema } } },
         204: { description: 'The resume point is already the terminal event: nothing more will come' },
         400: problem('Bad Last-Event-ID'),
         404: problem('No such task (or evicted)'),
+        503: problem('Shutting down'),
       },
     }),
     (c) => {
       const { task_id: taskId } = c.req.valid('param');
-      const afterSeq = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
+      const afterSeq = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id')) ?? 0;
 
-      // Set before subscribing; the broker only delivers on later ticks, after it is assigned.
+      // Assigned before any delivery: the broker only delivers on later ticks.
       let stream: SseStream | undefined;
-      const send = (logged: LoggedEvent) => {
+      const deliver = (logged: LoggedEvent) => {
         if (!stream) return;
-        const { event } = logged;
-        stream.send(frameOf(logged), event.task_id, event.event_type === 'progress_update');
-        if (isTerminalEvent(event)) stream.end();
+        sendEvent(stream, logged, 'task');
+        if (isTerminalEvent(logged.event)) stream.end();
       };
       const { record, subscription } = service.subscribe(taskId, afterSeq, {
-        deliver: send,
-        end: () => stream?.end(),
+        deliver,
+        removed: () => stream?.end(),
       });
 
       if (isTerminal(record.status) && subscription.history.length === 0) {
@@ -90,10 +96,90 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
         subscription.unsubscribe();
         return c.body(null, 204);
       }
-
       stream = hub.open(c.env.outgoing);
       stream.onClose(subscription.unsubscribe);
-      for (const logged of subscription.history) send(logged);
+      for (const logged of subscription.history) deliver(logged);
+      return RESPONSE_ALREADY_SENT as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/events',
+      operationId: 'streamEvents',
+      summary: 'Stream the events of many tasks on one connection (Server-Sent Events)',
+      description: [
+        'With `task_id` (repeatable), the events of those tasks: first their retained history',
+        'merged in publish order, then live events; the response ends once every one of them has',
+        'ended (unknown ids are skipped; 404 if none is known). Without `task_id`, every task\'s',
+        'live events, plus `task_created` and `task_removed`; with a resume point, first what',
+        'was published after it. Frames are those of the per-task streams, but `id:` is a',
+        'service-wide position, so `Last-Event-ID` resumes the whole stream with no duplicates',
+        'and no gaps while the events are retained. If they are not, the all-tasks stream first',
+        `sends a \`${RESYNC_EVENT}\` event: reload the task list, then carry on.`,
+      ].join(' '),
+      request: {
+        headers: resumeHeaders,
+        query: z.object({
+          task_id: z
+            .union([z.string(), z.array(z.string()).max(MAX_FILTER_IDS)])
+            .optional()
+            .describe(`Tasks to follow (up to ${MAX_FILTER_IDS}); every task when absent`),
+          last_event_id: lastEventIdQuery,
+        }),
+      },
+      responses: {
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: StreamEventSchema } } },
+        204: { description: 'Every chosen task has ended and the client has all of their events' },
+        400: problem('Bad Last-Event-ID or task_id'),
+        404: problem('None of the chosen tasks exists'),
+        503: problem('Shutting down'),
+      },
+    }),
+    (c) => {
+      const { task_id } = c.req.valid('query');
+      const afterPosition = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
+      const taskIds = task_id === undefined ? undefined : [task_id].flat();
+
+      let stream: SseStream | undefined;
+      if (taskIds === undefined) {
+        const subscription = service.subscribeAll(afterPosition, {
+          deliver: (logged) => stream && sendEvent(stream, logged, 'multiplexed'),
+          removed: () => {},
+        });
+        stream = hub.open(c.env.outgoing);
+        stream.onClose(subscription.unsubscribe);
+        if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
+        for (const logged of subscription.history) sendEvent(stream, logged, 'multiplexed');
+        return RESPONSE_ALREADY_SENT as never;
+      }
+
+      // A chosen set of tasks: the stream ends when each has sent its terminal event.
+      const open = new Set<string>();
+      const deliver = (logged: LoggedEvent) => {
+        if (!stream) return;
+        sendEvent(stream, logged, 'multiplexed');
+        if (isTerminalEvent(logged.event) || logged.event.event_type === 'task_removed') {
+          open.delete(logged.event.task_id);
+          if (open.size === 0) stream.end();
+        }
+      };
+      const subscriber: Subscriber = { deliver, removed: deliver };
+      const { records, subscription } = service.subscribeMany(taskIds, afterPosition ?? 0, subscriber);
+      for (const record of records) open.add(record.task_id);
+      const pendingTerminal = (record: (typeof records)[number]) =>
+        !isTerminal(record.status) ||
+        subscription.history.some((logged) => logged.event.task_id === record.task_id && isTerminalEvent(logged.event));
+      if (!records.some(pendingTerminal)) {
+        subscription.unsubscribe();
+        return c.body(null, 204);
+      }
+      // Tasks whose terminal event the client already has are done from the start.
+      for (const record of records) if (!pendingTerminal(record)) open.delete(record.task_id);
+      stream = hub.open(c.env.outgoing);
+      stream.onClose(subscription.unsubscribe);
+      for (const logged of subscription.history) deliver(logged);
       return RESPONSE_ALREADY_SENT as never;
     },
   );
