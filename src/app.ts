@@ -24,6 +24,7 @@ export interface AppOptions {
   isReady: () => boolean;
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
+  retentionMs: number;
 }
 
 export const OPENAPI_INFO = {
@@ -41,11 +42,11 @@ const openapiFile = new URL('../openapi.yaml', import.meta.url);
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
-  const { service, registry, hub, logger, metrics, isReady, maxTaskTimeoutMs, bodyLimitBytes } = options;
+  const { service, registry, hub, logger, metrics, isReady, maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
 
   app.use(requestLogger(logger));
-  app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes }));
+  app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs }));
   app.route('/api', eventRoutes({ service, hub }));
   app.route('/', healthRoutes({ isReady, metrics }));
 

@@ -13,9 +13,11 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   task_already_ended: 409,
   task_not_ended: 409,
+  task_not_retryable: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   validation_failed: 422,
+  idempotency_key_reused: 422,
   internal_error: 500,
   queue_full: 503,
   shutting_down: 503,
@@ -54,6 +56,8 @@ export const errors = {
     new AppError('task_not_found', `No task with id ${taskId} (it may have been deleted or evicted)`),
   taskAlreadyEnded: (taskId: string, status: string) =>
     new AppError('task_already_ended', `Task ${taskId} has already ended (${status})`),
+  taskNotRetryable: (taskId: string, status: string) =>
+    new AppError('task_not_retryable', `Task ${taskId} is ${status}; only failed or cancelled tasks can be retried`),
   taskNotEnded: (taskId: string, status: string) =>
     new AppError('task_not_ended', `Task ${taskId} is still ${status}; cancel it first`),
   queueFull: (maxQueue: number) =>

@@ -8,6 +8,9 @@ export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
 export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
 
+/** Failures worth another attempt; a bad result or bad input would fail the same way again. */
+export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set(['task_error', 'timeout', 'worker_crashed']);
+
 /** Why a task failed: a task's own failure, never an HTTP error. */
 export const TaskErrorCodeSchema = z
   .enum(['task_error', 'invalid_result', 'invalid_input', 'timeout', 'worker_crashed'])
@@ -23,6 +26,13 @@ export const ProgressSchema = z
   .object({
     value: z.number().min(0).max(1).nullable().describe('Fraction done, 0..1; null when unknown'),
     text: z.string().nullable().describe('A short human-readable note'),
+    step: z.int().min(0).nullable().describe('Steps done, when the task counts steps'),
+    total_steps: z.int().min(0).nullable().describe('Steps in all, when known'),
+    eta_ms: z
+      .int()
+      .min(0)
+      .nullable()
+      .describe('Estimated time left, from the observed progress rate; null until it can be estimated'),
   })
   .meta({ id: 'Progress' });
 export type Progress = z.infer<typeof ProgressSchema>;
@@ -33,8 +43,16 @@ export const CancelReasonSchema = z
 export type CancelReason = z.infer<typeof CancelReasonSchema>;
 
 /** Each event type and the shape of its `data`. Wire names and code names are the same. */
+export const TaskStartedDataSchema = z
+  .object({
+    attempt: z.int().min(1).describe('1 for the first run, 2 for the first retry, …'),
+    max_attempts: z.int().min(1),
+    previous_error: TaskErrorSchema.optional().describe('On a retry: why the previous attempt failed'),
+  })
+  .meta({ id: 'TaskStartedData' });
+
 export const EventDataSchemas = {
-  task_started: z.object({}).meta({ id: 'TaskStartedData' }),
+  task_started: TaskStartedDataSchema,
   progress_update: ProgressSchema,
   task_completed: z.object({ result: z.unknown().nonoptional() }).meta({ id: 'TaskCompletedData' }),
   task_failed: z.object({ error: TaskErrorSchema }).meta({ id: 'TaskFailedData' }),

@@ -11,8 +11,8 @@ export const systemClock: Clock = {
 };
 
 export interface ReaperOptions {
-  /** Called for each task whose time is up. */
-  evict: (taskId: string) => void;
+  /** Called for each task whose time is up; false if it was already gone. */
+  evict: (taskId: string) => boolean;
   clock?: Clock;
 }
 
@@ -22,7 +22,7 @@ export interface ReaperOptions {
  * eviction times without sweeping.
  */
 export class Reaper {
-  readonly #evict: (taskId: string) => void;
+  readonly #evict: (taskId: string) => boolean;
   readonly #clock: Clock;
   /** Sorted by expiresAt, oldest from #head on. */
   #due: { taskId: string; expiresAt: number }[] = [];
@@ -30,6 +30,8 @@ export class Reaper {
   #timer: unknown = undefined;
   #timerAt = Infinity;
   #closed = false;
+  #lastRunAt: number | null = null;
+  #evictedTotal = 0;
 
   constructor({ evict, clock = systemClock }: ReaperOptions) {
     this.#evict = evict;
@@ -48,17 +50,23 @@ export class Reaper {
   /** Evicts everything that is due now; returns how many. */
   sweep(): number {
     const now = this.#clock.now();
+    this.#lastRunAt = now;
     let evicted = 0;
     while (this.#head < this.#due.length && this.#due[this.#head]!.expiresAt <= now) {
       const { taskId } = this.#due[this.#head++]!;
-      this.#evict(taskId);
-      evicted++;
+      if (this.#evict(taskId)) evicted++;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#due.length) {
       this.#due = this.#due.slice(this.#head);
       this.#head = 0;
     }
+    this.#evictedTotal += evicted;
     return evicted;
+  }
+
+  /** When it last ran (epoch ms, or null) and how many tasks it has evicted in all. */
+  get status(): { lastRunAt: number | null; evictedTotal: number; pending: number } {
+    return { lastRunAt: this.#lastRunAt, evictedTotal: this.#evictedTotal, pending: this.pending };
   }
 
   get pending(): number {

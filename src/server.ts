@@ -84,6 +84,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     isReady: () => !service.draining,
     maxTaskTimeoutMs: config.maxTaskTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
+    retentionMs: config.retentionMs,
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {

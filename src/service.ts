@@ -3,16 +3,22 @@ import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import type { Broker, GlobalSubscription, LoggedEvent, Subscriber, Subscription } from './broker/broker.ts';
 import { AppError, errors } from './errors.ts';
+import { EtaEstimator } from './eta.ts';
 import {
   isTerminal,
+  RETRYABLE_ERRORS,
   type CancelReason,
   type EventData,
   type EventType,
   type NewTaskEvent,
   type Progress,
+  type TaskError,
   type TaskStatus,
 } from './events.ts';
+import { fingerprint, IdempotencyKeys } from './idempotency.ts';
+import { retryDelayMs } from './retry.ts';
 import type { ExecutionOutcome, Executor } from './executor/executor.ts';
+import type { ProgressReport } from './executor/executor.ts';
 import { Reaper, systemClock, type Clock } from './reaper.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
 import { toSnapshot } from './task-record.ts';
@@ -27,18 +33,26 @@ export interface TaskServiceOptions {
   clock?: Clock;
 }
 
+/** A create request, as validated at the edge. */
 export interface CreateTaskInput {
   type: string;
   input: unknown;
   timeout_ms?: number | undefined;
+  priority?: number | undefined;
+  max_attempts?: number | undefined;
+  retry_backoff_ms?: number | undefined;
+  labels?: Record<string, string> | undefined;
 }
 
 export interface ListTasksInput {
   status?: TaskStatus | undefined;
   type?: string | undefined;
+  labels?: Record<string, string> | undefined;
   limit: number;
   cursor?: string | undefined;
 }
+
+export const DEFAULT_RETRY_BACKOFF_MS = 1000;
 
 const encodeCursor = (taskId: string) => Buffer.from(taskId).toString('base64url');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -80,6 +94,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   /** Tasks not yet ended. drain() waits for this to reach zero. */
   #active = 0;
   #idleWaiters: (() => void)[] = [];
+  /** Failed attempts waiting out their backoff before the next attempt is queued. */
+  readonly #retryTimers = new Map<string, { timer: unknown; error: TaskError }>();
+  /** Callers of waitForEnd(), by task. */
+  readonly #endWaiters = new Map<string, Set<(record: TaskRecord | undefined) => void>>();
+  readonly #idempotencyKeys = new IdempotencyKeys();
+  readonly #eta = new EtaEstimator();
 
   constructor(options: TaskServiceOptions) {
     super();
@@ -96,31 +116,51 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#executor.on('finished', (taskId, outcome) => this.#onFinished(taskId, outcome));
   }
 
-  /** Creates a task and queues it. Its input was validated against its type's schema. */
-  create({ type, input, timeout_ms }: CreateTaskInput): TaskRecord {
+  /**
+   * Creates a task and queues it; its input was validated against its type's schema. With
+   * an idempotency key already used for the same body, returns that task instead
+   * (`created: false`); with a different body, throws `idempotency_key_reused`.
+   */
+  create(
+    request: CreateTaskInput,
+    { idempotencyKey, retryOf = null }: { idempotencyKey?: string | undefined; retryOf?: string | null } = {},
+  ): { record: TaskRecord; created: boolean } {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
+    const bodyFingerprint = idempotencyKey === undefined ? '' : fingerprint(request);
+    if (idempotencyKey !== undefined) {
+      const existing = this.#idempotencyKeys.find(idempotencyKey, bodyFingerprint);
+      const record = existing === undefined ? undefined : this.#store.get(existing);
+      if (record) return { record, created: false };
+    }
     const record: TaskRecord = {
       task_id: uuidv7(),
-      type,
+      type: request.type,
       status: 'queued',
-      input,
-      progress: { value: null, text: null },
+      input: request.input,
+      progress: { value: null, text: null, step: null, total_steps: null, eta_ms: null },
       result: null,
       error: null,
       created_at: this.#isoNow(),
       started_at: null,
       finished_at: null,
       expires_at: null,
-      timeout_ms: timeout_ms ?? this.#taskTimeoutMs,
+      timeout_ms: request.timeout_ms ?? this.#taskTimeoutMs,
+      priority: request.priority ?? 0,
+      attempt: 0,
+      max_attempts: request.max_attempts ?? 1,
+      retry_backoff_ms: request.retry_backoff_ms ?? DEFAULT_RETRY_BACKOFF_MS,
+      labels: request.labels ?? {},
+      retry_of: retryOf,
     };
     this.#store.insert(record);
     try {
-      this.#executor.submit({ taskId: record.task_id, type, input, timeoutMs: record.timeout_ms });
+      this.#submit(record, false);
     } catch (error) {
       // Nothing was published yet: the task never existed for anyone.
       this.#store.delete(record.task_id);
       throw error;
     }
+    if (idempotencyKey !== undefined) this.#idempotencyKeys.remember(idempotencyKey, bodyFingerprint, record.task_id);
     this.#active++;
     this.#broker.publish({
       event_type: 'task_created',
@@ -129,7 +169,18 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       data: { task: toSnapshot(record) },
     });
     this.emit('transition', record);
-    return record;
+    return { record, created: true };
+  }
+
+  /** Starts a new task with a failed or cancelled task's type, input and options. */
+  retry(taskId: string): TaskRecord {
+    const old = this.get(taskId);
+    if (old.status !== 'failed' && old.status !== 'cancelled') throw errors.taskNotRetryable(taskId, old.status);
+    const { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels } = old;
+    return this.create(
+      { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels },
+      { retryOf: taskId },
+    ).record;
   }
 
   get(taskId: string): TaskRecord {
@@ -138,9 +189,9 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     return record;
   }
 
-  list({ status, type, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
+  list({ status, type, labels, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
-    const { tasks, hasMore } = this.#store.list({ status, type, limit, before });
+    const { tasks, hasMore } = this.#store.list({ status, type, labels, limit, before });
     const last = tasks[tasks.length - 1];
     return { tasks, next_cursor: hasMore && last ? encodeCursor(last.task_id) : null };
   }
@@ -149,7 +200,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   cancel(taskId: string, reason: CancelReason = 'requested'): TaskRecord {
     const record = this.get(taskId);
     if (isTerminal(record.status)) throw errors.taskAlreadyEnded(taskId, record.status);
-    this.#executor.cancel(taskId, reason);
+    this.#cancel(taskId, reason);
     return this.get(taskId);
   }
 
@@ -158,6 +209,50 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     const record = this.get(taskId);
     if (!isTerminal(record.status)) throw errors.taskNotEnded(taskId, record.status);
     this.#evict(taskId, 'deleted');
+  }
+
+  /** Deletes every task that ended with `status`; returns how many. */
+  clear(status: 'completed' | 'failed' | 'cancelled'): number {
+    const { tasks } = this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER });
+    for (const task of tasks) this.#evict(task.task_id, 'deleted');
+    return tasks.length;
+  }
+
+  /**
+   * Resolves with the task once it has ended, or as it is after `timeoutMs`, or when
+   * `signal` aborts (the client went away). Resolves undefined if the task is removed.
+   */
+  waitForEnd(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskRecord | undefined> {
+    const record = this.get(taskId);
+    if (isTerminal(record.status)) return Promise.resolve(record);
+    return new Promise((resolve) => {
+      let waiters = this.#endWaiters.get(taskId);
+      if (!waiters) this.#endWaiters.set(taskId, (waiters = new Set()));
+      const done = (ended: TaskRecord | undefined) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.#endWaiters.get(taskId) === waiters) this.#endWaiters.delete(taskId);
+        resolve(ended);
+      };
+      const onAbort = () => done(this.#store.get(taskId));
+      const timer = setTimeout(onAbort, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.add(done);
+    });
+  }
+
+  /** Stops starting queued tasks (new ones are still accepted); running ones go on. */
+  pause(): void {
+    this.#executor.pause();
+  }
+
+  resume(): void {
+    this.#executor.resume();
+  }
+
+  get reaperStatus() {
+    return this.#reaper.status;
   }
 
   /**
@@ -204,7 +299,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   get stats() {
-    return { tasks: this.#store.size, streams: this.#broker.subscriberCount, ...this.#executor.stats };
+    return {
+      tasks: this.#store.size,
+      byStatus: this.#store.counts(),
+      streams: this.#broker.subscriberCount,
+      ...this.#executor.stats,
+    };
   }
 
   /** True once drain() has begun: the service is going away. */
@@ -219,9 +319,9 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    */
   async drain(graceMs: number): Promise<void> {
     this.#draining = true;
-    for (const taskId of this.#activeTaskIds('queued')) this.#executor.cancel(taskId, 'shutdown');
+    for (const taskId of this.#activeTaskIds('queued')) this.#cancel(taskId, 'shutdown');
     if (await this.#whenIdle(graceMs)) return;
-    for (const taskId of this.#activeTaskIds('running')) this.#executor.cancel(taskId, 'shutdown');
+    for (const taskId of this.#activeTaskIds('running')) this.#cancel(taskId, 'shutdown');
     // Cancellation ends every task within the cancel grace period (the thread is terminated).
     await this.#whenIdle(Infinity);
   }
@@ -236,20 +336,53 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#closing = true;
     this.#draining = true;
     this.#reaper.close();
+    for (const { timer } of this.#retryTimers.values()) this.#clock.clearTimeout(timer);
+    this.#retryTimers.clear();
     await this.#executor.close();
     this.#broker.close();
   }
 
+  #submit(record: TaskRecord, force: boolean): void {
+    const { task_id: taskId, type, input, timeout_ms: timeoutMs, priority } = record;
+    this.#executor.submit({ taskId, type, input, timeoutMs, priority }, { force });
+  }
+
+  /** Cancels a queued, running or retry-waiting task. */
+  #cancel(taskId: string, reason: CancelReason): void {
+    const waiting = this.#retryTimers.get(taskId);
+    if (waiting) {
+      // Between attempts: nothing runs, so the task ends here and now.
+      this.#clock.clearTimeout(waiting.timer);
+      this.#retryTimers.delete(taskId);
+      this.#onFinished(taskId, { status: 'cancelled', reason });
+      return;
+    }
+    this.#executor.cancel(taskId, reason);
+  }
+
   #onStarted(taskId: string): void {
-    const record = this.#store.update(taskId, { status: 'running', started_at: this.#isoNow() });
-    if (!record) return;
-    this.#publishEvent(taskId, 'task_started', {});
+    const current = this.#store.get(taskId);
+    if (!current) return;
+    const previous = current.attempt > 0 ? current.error : null;
+    const record = this.#store.update(taskId, {
+      status: 'running',
+      started_at: current.started_at ?? this.#isoNow(),
+      attempt: current.attempt + 1,
+      error: null,
+    })!;
+    this.#eta.reset(taskId);
+    this.#publishEvent(taskId, 'task_started', {
+      attempt: record.attempt,
+      max_attempts: record.max_attempts,
+      ...(previous ? { previous_error: previous } : {}),
+    });
     this.emit('transition', record);
   }
 
-  #onProgress(taskId: string, progress: Progress): void {
+  #onProgress(taskId: string, report: ProgressReport): void {
     const record = this.#store.get(taskId);
     if (record?.status !== 'running') return;
+    const progress: Progress = { ...report, eta_ms: this.#eta.estimate(taskId, report.value, this.#clock.now()) };
     this.#store.update(taskId, { progress });
     this.#publishEvent(taskId, 'progress_update', progress);
   }
@@ -257,6 +390,11 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   #onFinished(taskId: string, outcome: ExecutionOutcome): void {
     const record = this.#store.get(taskId);
     if (!record || isTerminal(record.status)) return;
+    this.#eta.reset(taskId);
+    if (outcome.status === 'failed' && this.#shouldRetry(record, outcome.error)) {
+      this.#scheduleRetry(record, outcome.error);
+      return;
+    }
     const finishedAt = this.#clock.now();
     const expiresAt = finishedAt + this.#retentionMs;
     this.#active--;
@@ -265,19 +403,47 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       finished_at: new Date(finishedAt).toISOString(),
       expires_at: new Date(expiresAt).toISOString(),
     };
+    let final: TaskRecord;
     if (outcome.status === 'completed') {
-      this.#store.update(taskId, { ...ended, result: outcome.result });
+      final = this.#store.update(taskId, { ...ended, result: outcome.result, error: null })!;
       this.#publishEvent(taskId, 'task_completed', { result: outcome.result });
     } else if (outcome.status === 'failed') {
-      this.#store.update(taskId, { ...ended, error: outcome.error });
+      final = this.#store.update(taskId, { ...ended, error: outcome.error })!;
       this.#publishEvent(taskId, 'task_failed', { error: outcome.error });
     } else {
-      this.#store.update(taskId, ended);
+      final = this.#store.update(taskId, ended)!;
       this.#publishEvent(taskId, 'task_cancelled', { reason: outcome.reason });
     }
     this.#reaper.schedule(taskId, expiresAt);
-    this.emit('transition', this.#store.get(taskId)!);
+    this.emit('transition', final);
+    this.#wakeEndWaiters(taskId, final);
     if (this.#active === 0) this.#wakeIdleWaiters();
+  }
+
+  #shouldRetry(record: TaskRecord, error: TaskError): boolean {
+    return RETRYABLE_ERRORS.has(error.code) && record.attempt < record.max_attempts && !this.#draining;
+  }
+
+  /** The attempt failed but another is allowed: back to queued after the backoff. */
+  #scheduleRetry(record: TaskRecord, error: TaskError): void {
+    const taskId = record.task_id;
+    const delay = retryDelayMs(record.retry_backoff_ms, record.attempt + 1);
+    const queued = this.#store.update(taskId, { status: 'queued', error })!;
+    const timer = this.#clock.setTimeout(() => {
+      this.#retryTimers.delete(taskId);
+      const current = this.#store.get(taskId);
+      if (current?.status === 'queued') this.#submit(current, true);
+    }, delay);
+    this.#retryTimers.set(taskId, { timer, error });
+    this.#logger.debug({ taskId, attempt: record.attempt, delayMs: delay, errorCode: error.code }, 'retry scheduled');
+    this.emit('transition', queued);
+  }
+
+  #wakeEndWaiters(taskId: string, record: TaskRecord | undefined): void {
+    const waiters = this.#endWaiters.get(taskId);
+    if (!waiters) return;
+    this.#endWaiters.delete(taskId);
+    for (const wake of [...waiters]) wake(record);
   }
 
   #publishEvent<T extends EventType>(taskId: string, event_type: T, data: EventData<T>): void {
@@ -307,10 +473,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     for (const wake of waiters) wake();
   }
 
-  #evict(taskId: string, reason: 'deleted' | 'evicted'): void {
-    if (!this.#store.delete(taskId)) return;
+  #evict(taskId: string, reason: 'deleted' | 'evicted'): boolean {
+    if (!this.#store.delete(taskId)) return false;
+    this.#idempotencyKeys.forgetTask(taskId);
     this.#broker.drop(taskId, reason);
     this.#logger.debug({ taskId, reason }, 'task removed');
+    return true;
   }
 
   #isoNow(): string {

@@ -16,7 +16,13 @@ export const TaskRecordSchema = z.object({
   started_at: instant('When it started running; null while queued'),
   finished_at: instant('When it ended; null until then'),
   expires_at: instant('When an ended task is evicted; null until it ends'),
-  timeout_ms: z.int().describe('Run time limit, counted from the start'),
+  timeout_ms: z.int().describe('Run time limit of each attempt, counted from its start'),
+  priority: z.int().describe('Higher starts first; equal priorities in creation order'),
+  attempt: z.int().min(0).describe('The current or last attempt; 0 before the first start'),
+  max_attempts: z.int().min(1).describe('Attempts allowed for retryable failures'),
+  retry_backoff_ms: z.int().min(0).describe('Base delay before a retry; doubles per attempt, with jitter'),
+  labels: z.record(z.string(), z.string()).describe('Labels given at creation'),
+  retry_of: z.uuid().nullable().describe('The task this one manually retries, if any'),
 });
 export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 

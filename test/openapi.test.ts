@@ -21,11 +21,18 @@ describe('openapi.yaml', () => {
     const document = parse(committed);
     expect(Object.keys(document.paths).sort()).toEqual([
       '/api/events',
+      '/api/queue/pause',
+      '/api/queue/resume',
+      '/api/reaper',
+      '/api/reaper/run',
       '/api/task-types',
       '/api/tasks',
+      '/api/tasks/stats',
       '/api/tasks/{task_id}',
       '/api/tasks/{task_id}/cancel',
       '/api/tasks/{task_id}/events',
+      '/api/tasks/{task_id}/retry',
+      '/api/tasks/{task_id}/wait',
       '/healthz',
       '/metrics',
       '/readyz',

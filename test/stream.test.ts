@@ -35,7 +35,7 @@ describe('task stream', () => {
       expect(String(event.json.seq)).toBe(event.id);
       expect(new Date(event.json.timestamp).toISOString()).toBe(event.json.timestamp);
     }
-    expect(events[1]!.json.data).toEqual({ value: 1 / 3, text: 'Step 1/3' });
+    expect(events[1]!.json.data).toMatchObject({ value: 1 / 3, text: 'Step 1/3', step: 1, total_steps: 3 });
     expect(events[4]!.json.data).toEqual({ result: { steps_completed: 3 } });
   });
 });

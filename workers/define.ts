@@ -9,8 +9,20 @@ export interface TaskContext {
    * synchronous loop that never yields; the `abort` event fires once the task awaits.
    */
   readonly signal: AbortSignal;
-  /** Reports progress: `value` in 0..1 (or null when unknown), `text` a short human note. */
-  progress(value: number | null, text?: string | null): void;
+  /**
+   * Reports progress: `value` in 0..1 (or null when unknown) and a short human note; or an
+   * object that may also count steps (`value` defaults to step / total_steps).
+   */
+  progress(value: number | null | ProgressUpdate, text?: string | null): void;
+}
+
+export interface ProgressUpdate {
+  value?: number | null;
+  text?: string | null;
+  /** Steps done so far. */
+  step?: number;
+  /** Steps in all, when known. */
+  total_steps?: number;
 }
 
 export interface TaskDefinition<

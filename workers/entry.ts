@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { createCancelSignal } from './cancel-signal.ts';
-import type { TaskContext, TaskDefinition } from './define.ts';
+import type { ProgressUpdate, TaskContext, TaskDefinition } from './define.ts';
 import type { WorkerData, WorkerJob, WorkerMessage, WorkerOutcome } from './protocol.ts';
 
 const { taskModules } = workerData as WorkerData;
@@ -39,13 +39,23 @@ function messageOf(error: unknown): string {
   return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message;
 }
 
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
 function makeProgress(taskId: string): TaskContext['progress'] {
-  return (value, text = null) => {
+  return (first, second = null) => {
+    const update: ProgressUpdate = first !== null && typeof first === 'object' ? first : { value: first, text: second };
+    const step = update.step ?? null;
+    const totalSteps = update.total_steps ?? null;
+    if ((step !== null && !isCount(step)) || (totalSteps !== null && !isCount(totalSteps))) {
+      throw new RangeError(`progress step and total_steps must be non-negative integers, got ${step}/${totalSteps}`);
+    }
+    const value =
+      update.value !== undefined ? update.value : step !== null && totalSteps ? Math.min(1, step / totalSteps) : null;
     if (value !== null && !(Number.isFinite(value) && value >= 0 && value <= 1)) {
       throw new RangeError(`progress value must be between 0 and 1 or null, got ${value}`);
     }
-    const note = text == null ? null : String(text).slice(0, MAX_PROGRESS_TEXT);
-    post({ taskId, kind: 'progress', value, text: note });
+    const note = update.text == null ? null : String(update.text).slice(0, MAX_PROGRESS_TEXT);
+    post({ taskId, kind: 'progress', value, text: note, step, total_steps: totalSteps });
   };
 }
 

@@ -31,7 +31,14 @@ export type WorkerOutcome =
  * for it before it publishes the terminal event.
  */
 export type WorkerMessage =
-  | { taskId: string; kind: 'progress'; value: number | null; text: string | null }
+  | {
+      taskId: string;
+      kind: 'progress';
+      value: number | null;
+      text: string | null;
+      step: number | null;
+      total_steps: number | null;
+    }
   | { taskId: string; kind: 'end' };
 
 /** Data the pool gives every worker thread at start. */

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { CancelFlag, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from '../../workers/protocol.ts';
 import { errors } from '../errors.ts';
 import type { CancelReason } from '../events.ts';
-import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorEventMap } from './executor.ts';
+import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorEventMap, SubmitOptions } from './executor.ts';
+import { JobQueue } from './job-queue.ts';
 
 export interface PiscinaExecutorOptions {
   /** The worker entry module (workers/entry.ts, or its compiled .js). */
@@ -46,12 +47,12 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   readonly #pool: Piscina;
   readonly #options: PiscinaExecutorOptions;
   readonly #jobs = new Map<string, Job>();
-  /** FIFO of queued jobs from index #head on; cancelled ones are skipped when reached. */
-  #queue: Job[] = [];
-  #head = 0;
+  /** Queued jobs by priority; cancelled ones stay until popped or compacted, then skipped. */
+  readonly #queue = new JobQueue<Job>();
   #queued = 0;
   #running = 0;
   #dispatchScheduled = false;
+  #paused = false;
   #closed = false;
 
   constructor(options: PiscinaExecutorOptions) {
@@ -75,11 +76,11 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     this.#pool.on('error', (error: unknown) => options.logger.error({ err: error }, 'worker pool error'));
   }
 
-  submit(request: ExecutionRequest): void {
+  submit(request: ExecutionRequest, { force = false }: SubmitOptions = {}): void {
     if (this.#closed) throw errors.shuttingDown();
     // Queued jobs that a free worker will take on the next dispatch are not waiting.
-    const waiting = this.#queued - (this.#options.maxWorkers - this.#running);
-    if (waiting >= this.#options.maxQueue) {
+    const free = this.#paused ? 0 : this.#options.maxWorkers - this.#running;
+    if (!force && this.#queued - free >= this.#options.maxQueue) {
       throw errors.queueFull(this.#options.maxQueue);
     }
     const job: Job = {
@@ -90,7 +91,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
       endSeen: false,
     };
     this.#jobs.set(request.taskId, job);
-    this.#queue.push(job);
+    this.#queue.push(job, request.priority);
     this.#queued++;
     this.#scheduleDispatch();
   }
@@ -99,9 +100,12 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     const job = this.#jobs.get(taskId);
     if (!job) return false;
     if (job.state === 'queued') {
-      // Left in the array; #dispatch skips jobs that are no longer in #jobs.
+      // Left in the queue; #dispatch skips jobs that are no longer in #jobs.
       this.#jobs.delete(taskId);
       this.#queued--;
+      if (this.#queue.size > 2 * this.#queued + 1024) {
+        this.#queue.retain((queued) => this.#jobs.get(queued.request.taskId) === queued);
+      }
       this.emit('finished', taskId, { status: 'cancelled', reason });
       return true;
     }
@@ -115,7 +119,17 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
       running: this.#running,
       maxQueue: this.#options.maxQueue,
       maxWorkers: this.#options.maxWorkers,
+      paused: this.#paused,
     };
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#scheduleDispatch();
   }
 
   async close(): Promise<void> {
@@ -139,16 +153,12 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   }
 
   #dispatch(): void {
-    while (this.#running < this.#options.maxWorkers && this.#head < this.#queue.length && !this.#closed) {
-      const job = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined as unknown as Job;
+    while (this.#running < this.#options.maxWorkers && !this.#paused && !this.#closed) {
+      const job = this.#queue.pop();
+      if (!job) return;
       if (this.#jobs.get(job.request.taskId) !== job) continue; // cancelled while queued
       this.#queued--;
       this.#start(job);
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
     }
   }
 
@@ -195,7 +205,8 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     const job = this.#jobs.get(message.taskId);
     if (!job || job.state !== 'running') return;
     if (message.kind === 'progress') {
-      this.emit('progress', message.taskId, { value: message.value, text: message.text });
+      const { value, text, step, total_steps } = message;
+      this.emit('progress', message.taskId, { value, text, step, total_steps });
     } else if (message.kind === 'end') {
       job.endSeen = true;
       if (job.outcome) this.#finish(job);

@@ -12,6 +12,8 @@ const TITLES: Record<ErrorCode, string> = {
   method_not_allowed: 'Method not allowed',
   task_already_ended: 'Task already ended',
   task_not_ended: 'Task has not ended',
+  task_not_retryable: 'Task cannot be retried',
+  idempotency_key_reused: 'Idempotency key reused',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
   validation_failed: 'Validation failed',

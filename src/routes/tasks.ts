@@ -2,7 +2,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { AppError } from '../errors.ts';
+import { AppError, errors } from '../errors.ts';
 import { TaskStatusSchema } from '../events.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import type { TaskService } from '../service.ts';
@@ -15,7 +15,10 @@ export interface TaskRoutesOptions {
   registry: TaskRegistry;
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
+  retentionMs: number;
 }
+
+const MAX_WAIT_MS = 600_000;
 
 export const TaskIdParams = z.object({
   task_id: z.string().describe('The task id').meta({ param: { name: 'task_id', in: 'path' } }),
@@ -28,11 +31,63 @@ const TaskListSchema = z
   })
   .meta({ id: 'TaskList' });
 
+const LABEL_FILTER = /^[^:]{1,63}:.{0,256}$/;
+
 const ListQuery = z.object({
   status: TaskStatusSchema.optional(),
   type: z.string().max(64).optional(),
+  label: z
+    .union([z.string().regex(LABEL_FILTER, 'use key:value'), z.array(z.string().regex(LABEL_FILTER, 'use key:value')).max(20)])
+    .optional()
+    .describe('`key:value`; repeat to require several labels'),
   limit: z.coerce.number().int().min(1).max(1000).default(50).describe('Page size'),
   cursor: z.string().max(200).optional().describe('The `next_cursor` of the previous page'),
+});
+
+/** `key:value` filters → { key: value } (the first colon separates). */
+function labelFilter(label: string | string[] | undefined): Record<string, string> | undefined {
+  if (label === undefined) return undefined;
+  return Object.fromEntries(
+    [label].flat().map((pair) => {
+      const colon = pair.indexOf(':');
+      return [pair.slice(0, colon), pair.slice(colon + 1)];
+    }),
+  );
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+const StatsSchema = z
+  .object({
+    tasks: z.object(Object.fromEntries(TaskStatusSchema.options.map((status) => [status, z.int()])) as Record<
+      z.infer<typeof TaskStatusSchema>,
+      z.ZodInt
+    >),
+    workers: z.object({ max: z.int(), busy: z.int() }),
+    queue: z.object({ size: z.int(), max: z.int() }),
+    streams: z.int().describe('Open SSE streams'),
+    paused: z.boolean().describe('Whether intake is paused (tasks are accepted but none start)'),
+  })
+  .meta({ id: 'Stats' });
+
+const QueueStateSchema = z
+  .object({ paused: z.boolean(), size: z.int(), max: z.int() })
+  .meta({ id: 'QueueState' });
+
+const ReaperStatusSchema = z
+  .object({
+    retention_ms: z.int().describe('How long an ended task stays readable'),
+    interval_ms: z
+      .int()
+      .describe('0: there is no periodic sweep; one timer fires at each task\'s expiry, to the millisecond'),
+    last_run_at: z.iso.datetime().nullable(),
+    evicted_total: z.int(),
+  })
+  .meta({ id: 'ReaperStatus' });
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
 });
 
 const TaskTypeListSchema = z
@@ -55,7 +110,7 @@ const snapshot = (description: string) => ({
 });
 
 /** Create, read, list, cancel and delete tasks, and describe the task types. */
-export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes }: TaskRoutesOptions) {
+export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs }: TaskRoutesOptions) {
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
   const CreateTaskRequest = registry.createRequestSchema(maxTaskTimeoutMs);
 
@@ -85,24 +140,79 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       path: '/tasks',
       operationId: 'createTask',
       summary: 'Start a task',
-      description: 'Validates the input against the task type\'s schema and queues the task.',
-      request: { body: { required: true, content: { 'application/json': { schema: CreateTaskRequest } } } },
+      description:
+        'Validates the input against the task type\'s schema and queues the task. With an `Idempotency-Key` already used for the same body, answers 200 with that task instead of starting another; with a different body, 422.',
+      request: {
+        headers: z.object({
+          'idempotency-key': z
+            .string()
+            .optional()
+            .describe('Makes the request safe to repeat: 1-255 visible ASCII characters; lives as long as its task'),
+        }),
+        body: { required: true, content: { 'application/json': { schema: CreateTaskRequest } } },
+      },
       responses: {
+        200: snapshot('The task an earlier request with the same Idempotency-Key and body created'),
         201: {
           ...snapshot('Queued. `Location` names the task.'),
           headers: { Location: { schema: { type: 'string' }, description: 'The task\'s URL' } },
         },
-        400: problem('Malformed JSON'),
+        400: problem('Malformed JSON, or a bad Idempotency-Key'),
         413: problem('Body too large'),
         415: problem('Not JSON'),
-        422: problem('Unknown type or bad input; `errors` points at the fields'),
+        422: problem('Unknown type or bad input (`errors` points at the fields), or an Idempotency-Key reused with another body'),
         503: problem('The queue is full; retry after `Retry-After` seconds'),
       },
     }),
     (c) => {
-      const record = service.create(c.req.valid('json'));
+      const idempotencyKey = c.req.header('idempotency-key');
+      if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+        throw new AppError('invalid_request', 'Idempotency-Key must be 1-255 visible ASCII characters', {
+          errors: [{ pointer: '/idempotency-key', detail: 'expected 1-255 visible ASCII characters' }],
+        });
+      }
+      const { record, created } = service.create(c.req.valid('json'), { idempotencyKey });
       c.header('location', `/api/tasks/${record.task_id}`);
-      return c.json(toSnapshot(record), 201);
+      return created ? c.json(toSnapshot(record), 201) : c.json(toSnapshot(record), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/tasks',
+      operationId: 'clearTasks',
+      summary: 'Delete every task that ended with a status',
+      description: 'Never touches a queued or running task. Their open streams end.',
+      request: { query: z.object({ status: z.enum(['completed', 'failed', 'cancelled']) }) },
+      responses: {
+        200: json(z.object({ deleted: z.int() }).meta({ id: 'Cleared' }), 'How many were deleted'),
+        400: problem('Missing or non-terminal status'),
+      },
+    }),
+    (c) => c.json({ deleted: service.clear(c.req.valid('query').status) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tasks/stats',
+      operationId: 'getStats',
+      summary: 'Counts per status, workers, queue, streams and intake',
+      responses: { 200: json(StatsSchema, 'Current figures') },
+    }),
+    (c) => {
+      const stats = service.stats;
+      return c.json(
+        {
+          tasks: stats.byStatus,
+          workers: { max: stats.maxWorkers, busy: stats.running },
+          queue: { size: stats.queued, max: stats.maxQueue },
+          streams: stats.streams,
+          paused: stats.paused,
+        },
+        200,
+      );
     },
   );
 
@@ -119,7 +229,8 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       },
     }),
     (c) => {
-      const { tasks, next_cursor } = service.list(c.req.valid('query'));
+      const { label, ...query } = c.req.valid('query');
+      const { tasks, next_cursor } = service.list({ ...query, labels: labelFilter(label) });
       return c.json({ tasks: tasks.map(toSnapshot), next_cursor }, 200);
     },
   );
@@ -156,6 +267,66 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
 
   app.openapi(
     createRoute({
+      method: 'post',
+      path: '/tasks/{task_id}/retry',
+      operationId: 'retryTask',
+      summary: 'Start a failed or cancelled task again, as a new task',
+      description: 'The new task has the same type, input and options, and `retry_of` naming the old one.',
+      request: { params: TaskIdParams },
+      responses: {
+        201: {
+          ...snapshot('The new task'),
+          headers: { Location: { schema: { type: 'string' }, description: 'The new task\'s URL' } },
+        },
+        404: problem('No such task'),
+        409: problem('The task is queued, running or completed'),
+        503: problem('The queue is full'),
+      },
+    }),
+    (c) => {
+      const record = service.retry(c.req.valid('param').task_id);
+      c.header('location', `/api/tasks/${record.task_id}`);
+      return c.json(toSnapshot(record), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tasks/{task_id}/wait',
+      operationId: 'waitForTask',
+      summary: 'Long-poll until the task ends or the timeout passes',
+      description: 'For clients that cannot hold a stream. Answers with the snapshot either way: check `status`.',
+      request: {
+        params: TaskIdParams,
+        query: z.object({
+          timeout_ms: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(MAX_WAIT_MS)
+            .default(30_000)
+            .describe('How long to wait at most'),
+        }),
+      },
+      responses: {
+        200: snapshot('The task, ended or as it is when the timeout passed'),
+        400: problem('Bad timeout_ms'),
+        404: problem('No such task, or it was deleted while waiting'),
+      },
+    }),
+    async (c) => {
+      const { task_id: taskId } = c.req.valid('param');
+      const closed = new AbortController();
+      c.env.outgoing.once('close', () => closed.abort());
+      const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal);
+      if (!record) throw errors.taskNotFound(taskId);
+      return c.json(toSnapshot(record), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: 'delete',
       path: '/tasks/{task_id}',
       operationId: 'deleteTask',
@@ -184,6 +355,60 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       },
     }),
     (c) => c.json({ task_types: registry.describe() as z.infer<typeof TaskTypeListSchema>['task_types'] }, 200),
+  );
+
+  const queueState = () => {
+    const { paused, queued, maxQueue } = service.stats;
+    return { paused, size: queued, max: maxQueue };
+  };
+  for (const action of ['pause', 'resume'] as const) {
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/queue/${action}`,
+        operationId: `${action}Queue`,
+        summary:
+          action === 'pause'
+            ? 'Pause intake: new tasks are accepted and queued, but none start; running tasks go on'
+            : 'Resume intake: queued tasks start again',
+        responses: { 200: json(QueueStateSchema, 'The queue now') },
+      }),
+      (c) => {
+        if (action === 'pause') service.pause();
+        else service.resume();
+        return c.json(queueState(), 200);
+      },
+    );
+  }
+
+  const reaperStatus = () => {
+    const { lastRunAt, evictedTotal } = service.reaperStatus;
+    return {
+      retention_ms: retentionMs,
+      interval_ms: 0,
+      last_run_at: lastRunAt === null ? null : new Date(lastRunAt).toISOString(),
+      evicted_total: evictedTotal,
+    };
+  };
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/reaper',
+      operationId: 'getReaper',
+      summary: 'The reaper: retention, last run and evictions so far',
+      responses: { 200: json(ReaperStatusSchema, 'Reaper status') },
+    }),
+    (c) => c.json(reaperStatus(), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/reaper/run',
+      operationId: 'runReaper',
+      summary: 'Evict every ended task whose retention is over, now',
+      responses: { 200: json(z.object({ evicted: z.int() }).meta({ id: 'ReaperRun' }), 'How many were evicted') },
+    }),
+    (c) => c.json({ evicted: service.reap() }, 200),
   );
 
   return app;

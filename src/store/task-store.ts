@@ -6,6 +6,8 @@ export type { TaskRecord };
 export interface TaskQuery {
   status?: TaskStatus | undefined;
   type?: string | undefined;
+  /** Every one of these labels must match. */
+  labels?: Readonly<Record<string, string>> | undefined;
   limit: number;
   /** Only tasks older than this one (ids sort by creation). */
   before?: string | undefined;
@@ -20,5 +22,7 @@ export interface TaskStore {
   delete(taskId: string): boolean;
   /** Newest first; `hasMore` says whether another page follows. */
   list(query: TaskQuery): { tasks: TaskRecord[]; hasMore: boolean };
+  /** How many tasks are in each status. */
+  counts(): Record<TaskStatus, number>;
   readonly size: number;
 }

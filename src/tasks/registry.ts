@@ -74,18 +74,49 @@ export class TaskRegistry {
         .strictObject({
           type: z.literal(definition.type),
           input: definition.input,
-          timeout_ms: z
-            .int()
-            .min(1)
-            .max(maxTimeoutMs)
-            .optional()
-            .describe('Run time limit for this task, counted from its start'),
+          ...taskOptions(maxTimeoutMs),
         })
         .meta({ id: `Create${pascal(definition.type)}Task`, description: definition.description }),
     );
     const [first, ...rest] = branches;
     return z.discriminatedUnion('type', [first!, ...rest]).meta({ id: 'CreateTaskRequest' });
   }
+}
+
+export const MAX_LABELS = 20;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/;
+
+/** The create options every task type shares. */
+function taskOptions(maxTimeoutMs: number) {
+  return {
+    timeout_ms: z
+      .int()
+      .min(1)
+      .max(maxTimeoutMs)
+      .optional()
+      .describe('Run time limit of each attempt, counted from its start'),
+    priority: z.int().min(-1000).max(1000).optional().describe('Higher starts first (default 0)'),
+    max_attempts: z
+      .int()
+      .min(1)
+      .max(20)
+      .optional()
+      .describe('Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1)'),
+    retry_backoff_ms: z
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .optional()
+      .describe('Base delay before a retry, doubled per attempt, with jitter (default 1000)'),
+    labels: z
+      .record(
+        z.string().regex(LABEL_KEY, 'label keys are 1-63 characters: letters, digits, _ . / -'),
+        z.string().max(256),
+      )
+      .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
+      .optional()
+      .describe('Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`)'),
+  };
 }
 
 const pascal = (name: string) => name.replace(/(^|_)(\w)/g, (_, __, c: string) => c.toUpperCase());

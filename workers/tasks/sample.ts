@@ -17,7 +17,7 @@ export default defineTask({
     for (let step = 1; step <= steps; step++) {
       await sleep(step_ms, undefined, { signal: ctx.signal });
       if (step === fail_at_step) throw new Error(`Step ${step} failed as requested`);
-      ctx.progress(step / steps, `Step ${step}/${steps}`);
+      ctx.progress({ step, total_steps: steps, text: `Step ${step}/${steps}` });
     }
     return { steps_completed: steps };
   },
