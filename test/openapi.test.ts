@@ -48,7 +48,7 @@ describe('openapi.yaml', () => {
       '#/components/schemas/TaskCancelledEvent',
     ]);
     const create = document.components.schemas.CreateTaskRequest;
-    expect(Object.keys(create.discriminator.mapping)).toEqual(['sample', 'primes', 'csv_stats']);
+    expect(Object.keys(create.discriminator.mapping)).toEqual(['sample', 'primes', 'csv_stats', 'batch']);
   });
 
   it('is served at /openapi.yaml as committed', async () => {

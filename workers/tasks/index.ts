@@ -2,6 +2,6 @@
 // list works from source (.ts) and from a compiled build (.js) alike.
 const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
-export const builtInTaskModules: readonly URL[] = ['sample', 'primes', 'csv-stats'].map(
+export const builtInTaskModules: readonly URL[] = ['sample', 'primes', 'csv-stats', 'batch'].map(
   (name) => new URL(`./${name}${extension}`, import.meta.url),
 );
