@@ -56,9 +56,10 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; a bad value throws a ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // An empty variable means "use the default", as in most shells' `VAR= cmd`.
+  // An empty or blank variable means "use the default", as in most shells' `VAR= cmd`;
+  // left as is, Number(' ') would silently read as 0.
   const relevant = Object.fromEntries(
-    Object.keys(EnvSchema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+    Object.keys(EnvSchema.shape).map((key) => [key, env[key]?.trim() ? env[key] : undefined]),
   );
   const parsed = ConfigSchema.safeParse(relevant);
   if (!parsed.success) {
