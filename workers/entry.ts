@@ -67,6 +67,8 @@ export default async function runJob(job: WorkerJob): Promise<WorkerOutcome> {
   });
   try {
     const definition = await loadDefinition(job.type);
+    // Cancelled (or timed out) while the module loaded: the task's code never starts.
+    if (cancel.signal.aborted) return cancelled();
     const input = definition.input.safeParse(job.input);
     if (!input.success) {
       return { ok: false, error: { code: 'invalid_input', message: z.prettifyError(input.error) } };
