@@ -8,6 +8,8 @@ import { AppError } from './errors.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
 import { requestLogger } from './logging.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -49,6 +51,8 @@ export function createApp(options: AppOptions) {
   app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs }));
   app.route('/api', eventRoutes({ service, hub }));
   app.route('/', healthRoutes({ isReady, metrics }));
+  app.route('/', dashboardRoutes());
+  app.route('/', docsRoutes());
 
   let openapiYaml: string | undefined;
   app.get('/openapi.yaml', (c) => {
