@@ -249,6 +249,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/stream-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a stream token for the multiplexed stream
+         * @description A signed, expiring, read-only token scoped to the caller, and optionally to chosen tasks. It opens `GET /api/events` (and the per-task streams of the tasks it covers) as `?token=`; it never authorizes creating, cancelling or deleting.
+         */
+        post: operations["createStreamToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -359,6 +379,8 @@ export interface components {
              * @description The task this one manually retries, if any
              */
             retry_of: string | null;
+            /** @description The owner of the API key that created it; null when authentication is off */
+            owner: string | null;
             /** @description Path of the task's event stream */
             stream_url: string;
         };
@@ -715,6 +737,18 @@ export interface components {
                  */
                 reason: "deleted" | "evicted";
             };
+        };
+        StreamToken: {
+            /** @description Pass as `?token=` on an event stream; it opens nothing else */
+            token: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The multiplexed stream, with the token (and the chosen tasks) */
+            stream_url: string;
+        };
+        StreamTokenRequest: {
+            /** @description Tasks the token may stream; every task of the caller when absent */
+            task_ids?: string[];
         };
     };
     responses: never;
@@ -1210,6 +1244,8 @@ export interface operations {
             query?: {
                 /** @description Same as the Last-Event-ID header, for clients that cannot set headers */
                 last_event_id?: string;
+                /** @description A stream token (from a task's `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization */
+                token?: string;
             };
             header?: {
                 /** @description Resume after this event id */
@@ -1248,8 +1284,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No valid API key or stream token for this task */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such task (or evicted) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many open streams; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1275,6 +1329,8 @@ export interface operations {
                 task_id?: string | string[];
                 /** @description Same as the Last-Event-ID header, for clients that cannot set headers */
                 last_event_id?: string;
+                /** @description A stream token (from a task's `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization */
+                token?: string;
             };
             header?: {
                 /** @description Resume after this event id */
@@ -1310,6 +1366,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No valid API key or stream token for these tasks */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description None of the chosen tasks exists */
             404: {
                 headers: {
@@ -1319,8 +1384,59 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many open streams; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Shutting down */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createStreamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StreamTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamToken"];
+                };
+            };
+            /** @description No valid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description One of the chosen tasks does not exist (or is not the caller's) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

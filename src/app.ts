@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { HttpBindings } from '@hono/node-server';
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { ApiKeyring } from './auth/api-keys.ts';
+import type { StreamTokens } from './auth/stream-tokens.ts';
 import { AppError } from './errors.ts';
+import { authenticate, type AuthEnv } from './http/auth.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
 import { requestLogger } from './logging.ts';
@@ -12,6 +15,7 @@ import { dashboardRoutes } from './routes/dashboard.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
+import { streamTokenRoutes } from './routes/stream-tokens.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { validationHook } from './routes/validation.ts';
 import type { TaskService } from './service.ts';
@@ -27,6 +31,10 @@ export interface AppOptions {
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
   retentionMs: number;
+  keyring: ApiKeyring;
+  streamTokens: StreamTokens;
+  /** Origins browsers may call the API from; `*` for any; none when empty. */
+  corsOrigins: readonly string[];
 }
 
 export const OPENAPI_INFO = {
@@ -44,12 +52,40 @@ const openapiFile = new URL('../openapi.yaml', import.meta.url);
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
-  const { service, registry, hub, logger, metrics, isReady, maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
-  const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
+  const { service, registry, hub, logger, metrics, isReady, keyring, streamTokens, corsOrigins } = options;
+  const { maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
+  const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
   app.use(requestLogger(logger));
-  app.route('/api', taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs }));
+  if (corsOrigins.length > 0) {
+    app.use(
+      '/api/*',
+      cors({
+        // Keys travel in Authorization, never in cookies, so no origin is ever sent credentials.
+        origin: corsOrigins.includes('*') ? '*' : [...corsOrigins],
+        credentials: false,
+        allowMethods: ['GET', 'POST', 'DELETE'],
+        allowHeaders: ['authorization', 'content-type', 'idempotency-key', 'last-event-id'],
+        exposeHeaders: ['location', 'retry-after', 'x-request-id'],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use('/api/*', authenticate(keyring, streamTokens));
+  app.route(
+    '/api',
+    taskRoutes({
+      service,
+      registry,
+      maxTaskTimeoutMs,
+      bodyLimitBytes,
+      retentionMs,
+      hub,
+      streamTokens: keyring.enabled ? streamTokens : undefined,
+    }),
+  );
   app.route('/api', eventRoutes({ service, hub }));
+  app.route('/api', streamTokenRoutes({ service, tokens: streamTokens }));
   app.route('/', healthRoutes({ isReady, metrics }));
   app.route('/', dashboardRoutes());
   app.route('/', docsRoutes());
@@ -77,5 +113,17 @@ export function createApp(options: AppOptions) {
 
 /** The OpenAPI document of an app, as committed in openapi.yaml. */
 export function openApiDocument(app: ReturnType<typeof createApp>) {
-  return app.getOpenAPI31Document(OPENAPI_INFO);
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key from API_KEYS, when the service has keys configured (otherwise no authentication)',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'streamToken', {
+    type: 'apiKey',
+    in: 'query',
+    name: 'token',
+    description: 'A stream token: opens event streams only',
+  });
+  // `{}` keeps every operation usable with no credentials, as when no keys are configured.
+  return app.getOpenAPI31Document({ ...OPENAPI_INFO, security: [{ apiKey: [] }, {}] });
 }

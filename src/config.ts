@@ -25,28 +25,65 @@ export const EnvSchema = z.object({
     .default('info')
     .describe('Least severe log level written'),
   PROGRESS_HISTORY: integer(1).default(100).describe('Progress events per task kept for replay; lifecycle events are always kept'),
+  API_KEYS: z
+    .string()
+    .default('')
+    .describe('Comma-separated `owner:key` pairs; when set, every /api route needs `Authorization: Bearer <key>`'),
+  API_KEYS_FILE: z.string().default('').describe('A file of `owner:key` pairs, one per line, read at start (with or instead of API_KEYS)'),
+  STREAM_TOKEN_SECRET: z
+    .string()
+    .refine((secret) => secret === '' || secret.length >= 32, 'must be at least 32 characters')
+    .default('')
+    .describe('Signs stream tokens; random at each start when empty (tokens then end with the process)'),
+  STREAM_TOKEN_TTL_MS: duration(1).optional().describe('Lifetime of a stream token; RETENTION_MS when unset'),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .describe('Comma-separated origins that browsers may call the API from, or `*` for any; none when empty'),
+  MAX_STREAMS: integer(1).default(10_000).describe('Open SSE streams in all; past it a new stream gets 429'),
+  MAX_STREAMS_PER_OWNER: integer(1).default(1000).describe('Open SSE streams per API key owner (with API_KEYS); past it 429'),
+  MAX_RETAINED_TASKS: integer(1).default(100_000).describe('Tasks kept in all; past it the oldest ended tasks are evicted early, and create answers 503 if none has ended'),
+  HEADERS_TIMEOUT_MS: duration(1).default(10_000).describe('Time a client gets to send its request headers'),
+  REQUEST_TIMEOUT_MS: duration(1).default(30_000).describe('Time a client gets to send a whole request; open streams are not cut'),
 });
 
 export const ConfigSchema = EnvSchema.refine(
   (env) => env.TASK_TIMEOUT_MS <= env.MAX_TASK_TIMEOUT_MS,
   { path: ['TASK_TIMEOUT_MS'], message: 'must not exceed MAX_TASK_TIMEOUT_MS' },
-).transform((env) => ({
-  port: env.PORT,
-  host: env.HOST,
-  maxWorkers: env.MAX_WORKERS,
-  maxQueue: env.MAX_QUEUE,
-  taskTimeoutMs: env.TASK_TIMEOUT_MS,
-  maxTaskTimeoutMs: env.MAX_TASK_TIMEOUT_MS,
-  cancelGraceMs: env.CANCEL_GRACE_MS,
-  shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-  retentionMs: env.RETENTION_MS,
-  heartbeatMs: env.HEARTBEAT_MS,
-  sseRetryMs: env.SSE_RETRY_MS,
-  bodyLimitBytes: env.BODY_LIMIT_BYTES,
-  progressHistory: env.PROGRESS_HISTORY,
-  logLevel: env.LOG_LEVEL,
-  eventHistory: env.EVENT_HISTORY,
-}));
+)
+  .refine((env) => env.HEADERS_TIMEOUT_MS <= env.REQUEST_TIMEOUT_MS, {
+    path: ['HEADERS_TIMEOUT_MS'],
+    message: 'must not exceed REQUEST_TIMEOUT_MS',
+  })
+  .transform((env) => ({
+    port: env.PORT,
+    host: env.HOST,
+    maxWorkers: env.MAX_WORKERS,
+    maxQueue: env.MAX_QUEUE,
+    taskTimeoutMs: env.TASK_TIMEOUT_MS,
+    maxTaskTimeoutMs: env.MAX_TASK_TIMEOUT_MS,
+    cancelGraceMs: env.CANCEL_GRACE_MS,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    retentionMs: env.RETENTION_MS,
+    heartbeatMs: env.HEARTBEAT_MS,
+    sseRetryMs: env.SSE_RETRY_MS,
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    progressHistory: env.PROGRESS_HISTORY,
+    logLevel: env.LOG_LEVEL,
+    eventHistory: env.EVENT_HISTORY,
+    apiKeys: env.API_KEYS,
+    apiKeysFile: env.API_KEYS_FILE,
+    streamTokenSecret: env.STREAM_TOKEN_SECRET,
+    streamTokenTtlMs: env.STREAM_TOKEN_TTL_MS ?? env.RETENTION_MS,
+    corsOrigins: env.CORS_ORIGINS.split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+    maxStreams: env.MAX_STREAMS,
+    maxStreamsPerOwner: env.MAX_STREAMS_PER_OWNER,
+    maxRetainedTasks: env.MAX_RETAINED_TASKS,
+    headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

@@ -8,6 +8,7 @@ export interface FieldError {
 export const ERROR_STATUS = {
   invalid_request: 400,
   malformed_json: 400,
+  unauthorized: 401,
   not_found: 404,
   task_not_found: 404,
   method_not_allowed: 405,
@@ -18,8 +19,10 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   validation_failed: 422,
   idempotency_key_reused: 422,
+  too_many_streams: 429,
   internal_error: 500,
   queue_full: 503,
+  too_many_tasks: 503,
   shutting_down: 503,
 } as const satisfies Record<string, number>;
 
@@ -63,6 +66,15 @@ export const errors = {
   queueFull: (maxQueue: number) =>
     new AppError('queue_full', `The task queue is full (${maxQueue} waiting); try again later`, {
       retryAfterSeconds: 1,
+    }),
+  unauthorized: (message: string) => new AppError('unauthorized', message),
+  tooManyStreams: (limit: number, scope: 'in all' | 'for this owner') =>
+    new AppError('too_many_streams', `${limit} streams are already open ${scope}; close one or try again later`, {
+      retryAfterSeconds: 5,
+    }),
+  tooManyTasks: (limit: number) =>
+    new AppError('too_many_tasks', `${limit} tasks are kept and none has ended; try again later`, {
+      retryAfterSeconds: 5,
     }),
   shuttingDown: () =>
     new AppError('shutting_down', 'The service is shutting down', { retryAfterSeconds: 5 }),

@@ -12,7 +12,11 @@ try {
   throw error;
 }
 
-const taskstream = await startTaskstream(config);
+const taskstream = await startTaskstream(config).catch((error: unknown) => {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(2);
+});
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

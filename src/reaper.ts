@@ -64,6 +64,21 @@ export class Reaper {
     return evicted;
   }
 
+  /**
+   * Evicts the ended task due first, ahead of its time, to make room; false if no ended
+   * task is left. The timer need not move: when it fires, it evicts whatever is due then.
+   */
+  evictOldest(): boolean {
+    while (this.#head < this.#due.length) {
+      const { taskId } = this.#due[this.#head++]!;
+      if (this.#evict(taskId)) {
+        this.#evictedTotal++;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** When it last ran (epoch ms, or null) and how many tasks it has evicted in all. */
   get status(): { lastRunAt: number | null; evictedTotal: number; pending: number } {
     return { lastRunAt: this.#lastRunAt, evictedTotal: this.#evictedTotal, pending: this.pending };

@@ -1,10 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
+import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { builtInTaskModules } from '../workers/tasks/index.ts';
 import { createApp } from './app.ts';
+import { ApiKeyring } from './auth/api-keys.ts';
+import { StreamTokens } from './auth/stream-tokens.ts';
 import { MemoryBroker } from './broker/memory-broker.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import { PiscinaExecutor } from './executor/piscina-executor.ts';
 import { SseHub } from './http/sse.ts';
 import { logTaskTransitions } from './logging.ts';
@@ -49,6 +52,7 @@ export interface Taskstream {
 /** Builds the in-memory service (one process, nothing else to start) and listens. */
 export async function startTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<Taskstream> {
   const logger = options.logger ?? pino({ level: config.logLevel });
+  const keyring = loadKeyring(config);
   const registry = await TaskRegistry.load(options.taskModules ?? builtInTaskModules);
   const executor = new PiscinaExecutor({
     workerUrl,
@@ -65,6 +69,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     logger,
     taskTimeoutMs: config.taskTimeoutMs,
     retentionMs: config.retentionMs,
+    maxRetainedTasks: config.maxRetainedTasks,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const hub = new SseHub({
@@ -72,6 +77,8 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     retryMs: config.sseRetryMs,
     coalesceAboveBytes: STREAM_COALESCE_ABOVE_BYTES,
     maxBufferedBytes: STREAM_MAX_BUFFERED_BYTES,
+    maxStreams: config.maxStreams,
+    maxStreamsPerOwner: config.maxStreamsPerOwner,
   });
   logTaskTransitions(service, logger);
   const metrics = createMetrics(service, hub);
@@ -85,10 +92,23 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     maxTaskTimeoutMs: config.maxTaskTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
     retentionMs: config.retentionMs,
+    keyring,
+    streamTokens: new StreamTokens({ secret: config.streamTokenSecret, ttlMs: config.streamTokenTtlMs }),
+    corsOrigins: config.corsOrigins,
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const listening = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(listening));
+    const listening = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: config.host,
+        // Slow or half-open requests are cut; these bound receiving a request, not the
+        // response, so a long-lived event stream is never timed out.
+        serverOptions: { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs },
+      },
+      () => resolve(listening),
+    );
     listening.once('error', reject);
   });
   const address = server.address() as AddressInfo;
@@ -119,6 +139,21 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     })());
 
   return { url: `http://${host}:${address.port}`, service, registry, app, hub, server, shutdown, close };
+}
+
+/** The API keys of API_KEYS and API_KEYS_FILE; none (authentication off) when both are empty. */
+function loadKeyring(config: Config): ApiKeyring {
+  const sources = [{ text: config.apiKeys, source: 'API_KEYS' }];
+  if (config.apiKeysFile !== '') {
+    let text: string;
+    try {
+      text = readFileSync(config.apiKeysFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`API_KEYS_FILE=${JSON.stringify(config.apiKeysFile)}: ${(error as Error).message}`);
+    }
+    sources.push({ text, source: `API_KEYS_FILE (${config.apiKeysFile})` });
+  }
+  return ApiKeyring.parse(sources);
 }
 
 /** How long ended responses get to flush before their sockets are cut. */

@@ -30,6 +30,8 @@ export interface TaskServiceOptions {
   logger: Logger;
   taskTimeoutMs: number;
   retentionMs: number;
+  /** Tasks kept at most; past it the oldest ended ones are evicted early. */
+  maxRetainedTasks?: number;
   clock?: Clock;
 }
 
@@ -48,6 +50,7 @@ export interface ListTasksInput {
   status?: TaskStatus | undefined;
   type?: string | undefined;
   labels?: Record<string, string> | undefined;
+  owner?: string | undefined;
   limit: number;
   cursor?: string | undefined;
 }
@@ -88,6 +91,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   readonly #reaper: Reaper;
   readonly #taskTimeoutMs: number;
   readonly #retentionMs: number;
+  readonly #maxRetainedTasks: number;
   /** Set by drain(): no new tasks or streams; existing ones run to their end. */
   #draining = false;
   #closing = false;
@@ -110,6 +114,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#clock = options.clock ?? systemClock;
     this.#taskTimeoutMs = options.taskTimeoutMs;
     this.#retentionMs = options.retentionMs;
+    this.#maxRetainedTasks = options.maxRetainedTasks ?? Number.MAX_SAFE_INTEGER;
     this.#reaper = new Reaper({ evict: (taskId) => this.#evict(taskId, 'evicted'), clock: this.#clock });
     this.#executor.on('started', (taskId) => this.#onStarted(taskId));
     this.#executor.on('progress', (taskId, progress) => this.#onProgress(taskId, progress));
@@ -117,20 +122,29 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   /**
-   * Creates a task and queues it; its input was validated against its type's schema. With
-   * an idempotency key already used for the same body, returns that task instead
-   * (`created: false`); with a different body, throws `idempotency_key_reused`.
+   * Creates a task for `owner` and queues it; its input was validated against its type's
+   * schema. With an idempotency key the owner already used for the same body, returns that
+   * task instead (`created: false`); with a different body, throws `idempotency_key_reused`.
    */
   create(
     request: CreateTaskInput,
-    { idempotencyKey, retryOf = null }: { idempotencyKey?: string | undefined; retryOf?: string | null } = {},
+    {
+      idempotencyKey,
+      retryOf = null,
+      owner,
+    }: { idempotencyKey?: string | undefined; retryOf?: string | null; owner?: string | undefined } = {},
   ): { record: TaskRecord; created: boolean } {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
-    const bodyFingerprint = idempotencyKey === undefined ? '' : fingerprint(request);
-    if (idempotencyKey !== undefined) {
-      const existing = this.#idempotencyKeys.find(idempotencyKey, bodyFingerprint);
+    // Keys are per owner: one owner can neither collide with nor probe another's.
+    const scopedKey = idempotencyKey === undefined ? undefined : `${owner ?? ''}\u0000${idempotencyKey}`;
+    const bodyFingerprint = scopedKey === undefined ? '' : fingerprint(request);
+    if (scopedKey !== undefined) {
+      const existing = this.#idempotencyKeys.find(scopedKey, bodyFingerprint);
       const record = existing === undefined ? undefined : this.#store.get(existing);
       if (record) return { record, created: false };
+    }
+    if (this.#store.size >= this.#maxRetainedTasks && !this.#reaper.evictOldest()) {
+      throw errors.tooManyTasks(this.#maxRetainedTasks);
     }
     const record: TaskRecord = {
       task_id: uuidv7(),
@@ -151,6 +165,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       retry_backoff_ms: request.retry_backoff_ms ?? DEFAULT_RETRY_BACKOFF_MS,
       labels: request.labels ?? {},
       retry_of: retryOf,
+      owner: owner ?? null,
     };
     this.#store.insert(record);
     try {
@@ -160,60 +175,64 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       this.#store.delete(record.task_id);
       throw error;
     }
-    if (idempotencyKey !== undefined) this.#idempotencyKeys.remember(idempotencyKey, bodyFingerprint, record.task_id);
+    if (scopedKey !== undefined) this.#idempotencyKeys.remember(scopedKey, bodyFingerprint, record.task_id);
     this.#active++;
     this.#broker.publish({
       event_type: 'task_created',
       task_id: record.task_id,
       timestamp: record.created_at,
       data: { task: toSnapshot(record) },
-    });
+    }, record.owner);
     this.emit('transition', record);
     return { record, created: true };
   }
 
   /** Starts a new task with a failed or cancelled task's type, input and options. */
-  retry(taskId: string): TaskRecord {
-    const old = this.get(taskId);
+  retry(taskId: string, owner?: string): TaskRecord {
+    const old = this.get(taskId, owner);
     if (old.status !== 'failed' && old.status !== 'cancelled') throw errors.taskNotRetryable(taskId, old.status);
     const { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels } = old;
     return this.create(
       { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels },
-      { retryOf: taskId },
+      { retryOf: taskId, owner: old.owner ?? undefined },
     ).record;
   }
 
-  get(taskId: string): TaskRecord {
+  /**
+   * The task, if `owner` may see it: with an owner, another owner's task is "not found",
+   * so its existence is never confirmed. Without one (no authentication), every task.
+   */
+  get(taskId: string, owner?: string): TaskRecord {
     const record = this.#store.get(taskId);
-    if (!record) throw errors.taskNotFound(taskId);
+    if (!record || (owner !== undefined && record.owner !== owner)) throw errors.taskNotFound(taskId);
     return record;
   }
 
-  list({ status, type, labels, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
+  list({ status, type, labels, owner, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
-    const { tasks, hasMore } = this.#store.list({ status, type, labels, limit, before });
+    const { tasks, hasMore } = this.#store.list({ status, type, labels, owner, limit, before });
     const last = tasks[tasks.length - 1];
     return { tasks, next_cursor: hasMore && last ? encodeCursor(last.task_id) : null };
   }
 
   /** Cancels a queued or running task. A queued one ends at once; a running one shortly. */
-  cancel(taskId: string, reason: CancelReason = 'requested'): TaskRecord {
-    const record = this.get(taskId);
+  cancel(taskId: string, owner?: string): TaskRecord {
+    const record = this.get(taskId, owner);
     if (isTerminal(record.status)) throw errors.taskAlreadyEnded(taskId, record.status);
-    this.#cancel(taskId, reason);
+    this.#cancel(taskId, 'requested');
     return this.get(taskId);
   }
 
   /** Deletes an ended task and ends its open streams. */
-  remove(taskId: string): void {
-    const record = this.get(taskId);
+  remove(taskId: string, owner?: string): void {
+    const record = this.get(taskId, owner);
     if (!isTerminal(record.status)) throw errors.taskNotEnded(taskId, record.status);
     this.#evict(taskId, 'deleted');
   }
 
-  /** Deletes every task that ended with `status`; returns how many. */
-  clear(status: 'completed' | 'failed' | 'cancelled'): number {
-    const { tasks } = this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER });
+  /** Deletes every task (of `owner`, if given) that ended with `status`; returns how many. */
+  clear(status: 'completed' | 'failed' | 'cancelled', owner?: string): number {
+    const { tasks } = this.#store.list({ status, owner, limit: Number.MAX_SAFE_INTEGER });
     for (const task of tasks) this.#evict(task.task_id, 'deleted');
     return tasks.length;
   }
@@ -222,8 +241,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * Resolves with the task once it has ended, or as it is after `timeoutMs`, or when
    * `signal` aborts (the client went away). Resolves undefined if the task is removed.
    */
-  waitForEnd(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskRecord | undefined> {
-    const record = this.get(taskId);
+  waitForEnd(taskId: string, timeoutMs: number, signal?: AbortSignal, owner?: string): Promise<TaskRecord | undefined> {
+    const record = this.get(taskId, owner);
     if (isTerminal(record.status)) return Promise.resolve(record);
     return new Promise((resolve) => {
       let waiters = this.#endWaiters.get(taskId);
@@ -259,24 +278,32 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * Opens a stream on a task: the retained events after `afterSeq`, then live ones. The
    * record is read in the same tick as the subscription, so the two agree.
    */
-  subscribe(taskId: string, afterSeq: number, subscriber: Subscriber): { record: TaskRecord; subscription: Subscription } {
+  subscribe(
+    taskId: string,
+    afterSeq: number,
+    subscriber: Subscriber,
+    owner?: string,
+  ): { record: TaskRecord; subscription: Subscription } {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
-    const record = this.get(taskId);
+    const record = this.get(taskId, owner);
     return { record, subscription: this.#broker.subscribe(taskId, { seq: afterSeq }, subscriber) };
   }
 
   /**
    * Opens one stream on several tasks: their retained events after the service-wide
-   * `afterPosition`, merged in publish order, then live ones. Unknown ids are skipped;
-   * if none is known, the first one is reported as not found.
+   * `afterPosition`, merged in publish order, then live ones. Unknown ids (and other
+   * owners' tasks) are skipped; if none is left, the first one is reported as not found.
    */
   subscribeMany(
     taskIds: readonly string[],
     afterPosition: number,
     subscriber: Subscriber,
+    owner?: string,
   ): { records: TaskRecord[]; subscription: Subscription } {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
-    const records = [...new Set(taskIds)].map((taskId) => this.#store.get(taskId)).filter((record) => record !== undefined);
+    const records = [...new Set(taskIds)]
+      .map((taskId) => this.#store.get(taskId))
+      .filter((record): record is TaskRecord => record !== undefined && (owner === undefined || record.owner === owner));
     if (records.length === 0) throw errors.taskNotFound(taskIds[0] ?? '');
     const subscriptions = records.map((record) =>
       this.#broker.subscribe(record.task_id, { position: afterPosition }, subscriber),
@@ -292,10 +319,24 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     };
   }
 
-  /** Opens a stream on every task: history after `afterPosition` if given, then live events. */
-  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription {
+  /**
+   * Opens a stream on every task (of `owner`, if given): history after `afterPosition` if
+   * given, then live events.
+   */
+  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber, owner?: string): GlobalSubscription {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
-    return this.#broker.subscribeAll(afterPosition, subscriber);
+    if (owner === undefined) return this.#broker.subscribeAll(afterPosition, subscriber);
+    const own = (logged: LoggedEvent) => logged.owner === owner;
+    const subscription = this.#broker.subscribeAll(afterPosition, {
+      deliver: (logged) => own(logged) && subscriber.deliver(logged),
+      removed: (logged) => own(logged) && subscriber.removed(logged),
+    });
+    return { ...subscription, history: subscription.history.filter(own) };
+  }
+
+  /** Tasks per status: of one owner, or of everyone. */
+  taskCounts(owner?: string) {
+    return this.#store.counts(owner);
   }
 
   get stats() {
@@ -369,6 +410,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       started_at: current.started_at ?? this.#isoNow(),
       attempt: current.attempt + 1,
       error: null,
+      // Progress is the current attempt's: a failed attempt's value and estimate are stale.
+      progress: { value: null, text: null, step: null, total_steps: null, eta_ms: null },
     })!;
     this.#eta.reset(taskId);
     this.#publishEvent(taskId, 'task_started', {
@@ -411,7 +454,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       final = this.#store.update(taskId, { ...ended, error: outcome.error })!;
       this.#publishEvent(taskId, 'task_failed', { error: outcome.error });
     } else {
-      final = this.#store.update(taskId, ended)!;
+      // A cancel between attempts leaves the failed attempt's error behind: not this end's.
+      final = this.#store.update(taskId, { ...ended, error: null })!;
       this.#publishEvent(taskId, 'task_cancelled', { reason: outcome.reason });
     }
     this.#reaper.schedule(taskId, expiresAt);
@@ -447,7 +491,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   #publishEvent<T extends EventType>(taskId: string, event_type: T, data: EventData<T>): void {
-    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as NewTaskEvent);
+    const owner = this.#store.get(taskId)?.owner ?? null;
+    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as NewTaskEvent, owner);
     this.emit('published', event_type);
   }
 
@@ -474,9 +519,10 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   #evict(taskId: string, reason: 'deleted' | 'evicted'): boolean {
-    if (!this.#store.delete(taskId)) return false;
+    const record = this.#store.get(taskId);
+    if (!record || !this.#store.delete(taskId)) return false;
     this.#idempotencyKeys.forgetTask(taskId);
-    this.#broker.drop(taskId, reason);
+    this.#broker.drop(taskId, reason, record.owner);
     this.#logger.debug({ taskId, reason }, 'task removed');
     return true;
   }

@@ -23,6 +23,7 @@ export const TaskRecordSchema = z.object({
   retry_backoff_ms: z.int().min(0).describe('Base delay before a retry; doubles per attempt, with jitter'),
   labels: z.record(z.string(), z.string()).describe('Labels given at creation'),
   retry_of: z.uuid().nullable().describe('The task this one manually retries, if any'),
+  owner: z.string().nullable().describe('The owner of the API key that created it; null when authentication is off'),
 });
 export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 

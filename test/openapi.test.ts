@@ -25,6 +25,7 @@ describe('openapi.yaml', () => {
       '/api/queue/resume',
       '/api/reaper',
       '/api/reaper/run',
+      '/api/stream-tokens',
       '/api/task-types',
       '/api/tasks',
       '/api/tasks/stats',

@@ -12,13 +12,16 @@ describe('README', () => {
   });
 
   it('lists every configuration variable with its real default and meaning', () => {
+    // A default is `value`, or a dash for an empty or absent one.
     const rows = new Map(
-      [...readme.matchAll(/^\| `([A-Z_]+)` \| `([^`]*)` \| (.+) \|$/gm)].map((match) => [match[1], match]),
+      [...readme.matchAll(/^\| `([A-Z_]+)` \| (`[^`]+`|—) \| (.+) \|$/gm)].map((match) => [match[1], match]),
     );
     expect([...rows.keys()].sort()).toEqual(Object.keys(EnvSchema.shape).sort());
     for (const [name, schema] of Object.entries(EnvSchema.shape)) {
       const row = rows.get(name)!;
-      expect(row[2], `default of ${name}`).toBe(String(schema.parse(undefined)));
+      const fallback = schema.parse(undefined);
+      const shown = fallback === undefined || fallback === '' ? '—' : `\`${String(fallback)}\``;
+      expect(row[2], `default of ${name}`).toBe(shown);
       expect(row[3], `meaning of ${name}`).toBe(schema.description);
     }
   });

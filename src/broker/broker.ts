@@ -11,6 +11,8 @@ export interface LoggedEvent {
    * run is always older than anything retained.
    */
   readonly position: number;
+  /** The owner of the event's task (not sent): streams show each caller only its own. */
+  readonly owner: string | null;
 }
 
 /** A stream's view of events. Calls are synchronous and must not throw. */
@@ -42,7 +44,7 @@ export type NewTaskCreatedEvent = Omit<TaskCreatedEvent, 'seq'>;
  */
 export interface Broker {
   /** Numbers a task event (seq per task, position service-wide), logs it and delivers it. */
-  publish(event: NewTaskEvent | NewTaskCreatedEvent): LoggedEvent;
+  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): LoggedEvent;
   /** One task's history after `after`, then its live events, with no gap or duplicate. */
   subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Subscription;
   /**
@@ -51,7 +53,7 @@ export interface Broker {
    */
   subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription;
   /** Forgets a task's log, publishes its task_removed and tells its subscribers. */
-  drop(taskId: string, reason: 'deleted' | 'evicted'): void;
+  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): void;
   /** Open subscriptions over all tasks. */
   readonly subscriberCount: number;
   close(): void;

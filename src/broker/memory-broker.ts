@@ -44,15 +44,15 @@ export class MemoryBroker implements Broker {
     this.#lastPosition = firstPosition - 1;
   }
 
-  publish(event: NewTaskEvent | NewTaskCreatedEvent): LoggedEvent {
+  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): LoggedEvent {
     if (event.event_type === 'task_created') {
-      const logged = this.#log0({ ...event, seq: 0 });
+      const logged = this.#log0({ ...event, seq: 0 }, owner);
       for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
       return logged;
     }
     const log = this.#taskLog(event.task_id);
     const { event_type, task_id, timestamp, data } = event;
-    const logged = this.#log0({ event_type, task_id, seq: ++log.lastSeq, timestamp, data } as StreamEvent);
+    const logged = this.#log0({ event_type, task_id, seq: ++log.lastSeq, timestamp, data } as StreamEvent, owner);
     log.events.push(logged);
     if (event_type === 'progress_update' && ++log.progressCount > 2 * this.#progressHistory) {
       this.#thin(log);
@@ -86,16 +86,13 @@ export class MemoryBroker implements Broker {
     return { ...this.#track(history, () => this.#allSubscribers.delete(subscriber)), complete };
   }
 
-  drop(taskId: string, reason: 'deleted' | 'evicted'): void {
+  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): void {
     const log = this.#logs.get(taskId);
     this.#logs.delete(taskId);
-    const removed = this.#log0({
-      event_type: 'task_removed',
-      task_id: taskId,
-      seq: 0,
-      timestamp: new Date().toISOString(),
-      data: { reason },
-    });
+    const removed = this.#log0(
+      { event_type: 'task_removed', task_id: taskId, seq: 0, timestamp: new Date().toISOString(), data: { reason } },
+      owner,
+    );
     for (const subscriber of this.#allSubscribers) subscriber.deliver(removed);
     if (!log) return;
     const subscribers = [...log.subscribers];
@@ -113,8 +110,8 @@ export class MemoryBroker implements Broker {
   }
 
   /** Gives an event its position and appends it to the service-wide log. */
-  #log0(event: StreamEvent): LoggedEvent {
-    const logged: LoggedEvent = { event, json: JSON.stringify(event), position: ++this.#lastPosition };
+  #log0(event: StreamEvent, owner: string | null): LoggedEvent {
+    const logged: LoggedEvent = { event, json: JSON.stringify(event), position: ++this.#lastPosition, owner };
     this.#global.push(logged);
     if (this.#global.length > 2 * this.#globalHistory) {
       this.#global = this.#global.slice(-this.#globalHistory);

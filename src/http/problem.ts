@@ -7,6 +7,7 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const TITLES: Record<ErrorCode, string> = {
   invalid_request: 'Invalid request',
   malformed_json: 'Malformed JSON',
+  unauthorized: 'Unauthorized',
   not_found: 'Not found',
   task_not_found: 'Task not found',
   method_not_allowed: 'Method not allowed',
@@ -19,6 +20,8 @@ const TITLES: Record<ErrorCode, string> = {
   validation_failed: 'Validation failed',
   internal_error: 'Internal error',
   queue_full: 'Queue full',
+  too_many_streams: 'Too many streams',
+  too_many_tasks: 'Too many tasks',
   shutting_down: 'Shutting down',
 };
 
@@ -72,5 +75,7 @@ export function problemResponse(c: Context, error: AppError): Response {
   };
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  // RFC 9110: a 401 names the scheme that would be accepted.
+  if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="taskstream"';
   return new Response(JSON.stringify(body), { status: error.status, headers });
 }

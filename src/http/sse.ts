@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { LoggedEvent } from '../broker/broker.ts';
+import { errors } from '../errors.ts';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -38,6 +39,9 @@ export interface SseHubOptions {
   coalesceAboveBytes: number;
   /** A stream whose unsent bytes exceed this is closed; its client resumes with Last-Event-ID. */
   maxBufferedBytes: number;
+  /** Open streams in all, and per owner (streams without an owner count only in all). */
+  maxStreams: number;
+  maxStreamsPerOwner: number;
 }
 
 /**
@@ -47,14 +51,16 @@ export interface SseHubOptions {
 export class SseStream {
   readonly #response: ServerResponse;
   readonly #hub: SseHub;
+  readonly owner: string | undefined;
   /** Latest unsent progress frame per task while the client is behind, in arrival order. */
   readonly #pending = new Map<string, string>();
   #closed = false;
   #onClose: (() => void) | undefined;
 
-  constructor(response: ServerResponse, hub: SseHub) {
+  constructor(response: ServerResponse, hub: SseHub, owner: string | undefined) {
     this.#response = response;
     this.#hub = hub;
+    this.owner = owner;
     response.on('drain', () => this.#flushPending());
   }
 
@@ -132,6 +138,7 @@ export class SseStream {
 export class SseHub {
   readonly options: SseHubOptions;
   readonly #streams = new Set<SseStream>();
+  readonly #perOwner = new Map<string, number>();
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(options: SseHubOptions) {
@@ -141,9 +148,19 @@ export class SseHub {
     }, options.heartbeatMs).unref();
   }
 
+  /** Throws `too_many_streams` (429) if `owner` may not open another stream now. */
+  assertCapacity(owner: string | undefined): void {
+    const { maxStreams, maxStreamsPerOwner } = this.options;
+    if (this.#streams.size >= maxStreams) throw errors.tooManyStreams(maxStreams, 'in all');
+    if (owner !== undefined && (this.#perOwner.get(owner) ?? 0) >= maxStreamsPerOwner) {
+      throw errors.tooManyStreams(maxStreamsPerOwner, 'for this owner');
+    }
+  }
+
   /** Sends the 200 and the stream headers, and tracks the stream until it closes. */
-  open(response: ServerResponse): SseStream {
-    const stream = new SseStream(response, this);
+  open(response: ServerResponse, owner?: string): SseStream {
+    const stream = new SseStream(response, this, owner);
+    if (owner !== undefined) this.#perOwner.set(owner, (this.#perOwner.get(owner) ?? 0) + 1);
     response.writeHead(200, SSE_HEADERS);
     // Let the first bytes go out at once rather than waiting for a body chunk.
     response.flushHeaders();
@@ -158,6 +175,11 @@ export class SseHub {
     return this.#streams.size;
   }
 
+  /** Open streams of one owner, or of everyone when undefined. */
+  streamsOf(owner: string | undefined): number {
+    return owner === undefined ? this.#streams.size : (this.#perOwner.get(owner) ?? 0);
+  }
+
   /** Ends every open stream (their already written frames are flushed first). */
   endAll(): void {
     for (const stream of [...this.#streams]) stream.end();
@@ -169,6 +191,9 @@ export class SseHub {
   }
 
   _remove(stream: SseStream): void {
-    this.#streams.delete(stream);
+    if (!this.#streams.delete(stream) || stream.owner === undefined) return;
+    const left = (this.#perOwner.get(stream.owner) ?? 1) - 1;
+    if (left === 0) this.#perOwner.delete(stream.owner);
+    else this.#perOwner.set(stream.owner, left);
   }
 }

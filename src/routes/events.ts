@@ -1,10 +1,10 @@
-import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
 import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
+import { assertStreamScope, type AuthEnv } from '../http/auth.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
@@ -36,6 +36,10 @@ function resumeAfter(header: string | undefined, query: string | undefined): num
 const resumeHeaders = z.object({
   'last-event-id': z.string().optional().describe('Resume after this event id'),
 });
+const streamTokenQuery = z
+  .string()
+  .optional()
+  .describe('A stream token (from a task\'s `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization');
 const lastEventIdQuery = z
   .string()
   .optional()
@@ -46,7 +50,7 @@ const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multi
 
 /** Per-task and multiplexed Server-Sent Events streams. */
 export function eventRoutes({ service, hub }: EventRoutesOptions) {
-  const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
+  const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
   app.openapi(
     createRoute({
@@ -65,19 +69,24 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       request: {
         params: TaskIdParams,
         headers: resumeHeaders,
-        query: z.object({ last_event_id: lastEventIdQuery }),
+        query: z.object({ last_event_id: lastEventIdQuery, token: streamTokenQuery }),
       },
       responses: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: TaskEventSchema } } },
         204: { description: 'The resume point is already the terminal event: nothing more will come' },
         400: problem('Bad Last-Event-ID'),
+        401: problem('No valid API key or stream token for this task'),
         404: problem('No such task (or evicted)'),
+        429: problem('Too many open streams; see Retry-After'),
         503: problem('Shutting down'),
       },
     }),
     (c) => {
       const { task_id: taskId } = c.req.valid('param');
       const afterSeq = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id')) ?? 0;
+      const caller = c.get('caller');
+      assertStreamScope(caller, [taskId]);
+      hub.assertCapacity(caller.owner);
 
       // Assigned before any delivery: the broker only delivers on later ticks.
       let stream: SseStream | undefined;
@@ -86,17 +95,19 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
         sendEvent(stream, logged, 'task');
         if (isTerminalEvent(logged.event)) stream.end();
       };
-      const { record, subscription } = service.subscribe(taskId, afterSeq, {
-        deliver,
-        removed: () => stream?.end(),
-      });
+      const { record, subscription } = service.subscribe(
+        taskId,
+        afterSeq,
+        { deliver, removed: () => stream?.end() },
+        caller.owner,
+      );
 
       if (isTerminal(record.status) && subscription.history.length === 0) {
         // The client already has the terminal event: 204 stops EventSource reconnecting.
         subscription.unsubscribe();
         return c.body(null, 204);
       }
-      stream = hub.open(c.env.outgoing);
+      stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
       for (const logged of subscription.history) deliver(logged);
       return RESPONSE_ALREADY_SENT as never;
@@ -127,28 +138,36 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
             .optional()
             .describe(`Tasks to follow (up to ${MAX_FILTER_IDS}); every task when absent`),
           last_event_id: lastEventIdQuery,
+          token: streamTokenQuery,
         }),
       },
       responses: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: StreamEventSchema } } },
         204: { description: 'Every chosen task has ended and the client has all of their events' },
         400: problem('Bad Last-Event-ID or task_id'),
+        401: problem('No valid API key or stream token for these tasks'),
         404: problem('None of the chosen tasks exists'),
+        429: problem('Too many open streams; see Retry-After'),
         503: problem('Shutting down'),
       },
     }),
     (c) => {
       const { task_id } = c.req.valid('query');
       const afterPosition = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
-      const taskIds = task_id === undefined ? undefined : [task_id].flat();
+      const caller = c.get('caller');
+      // A token for chosen tasks streams those when the request names none.
+      const taskIds = task_id === undefined ? caller.scope?.taskIds ?? undefined : [task_id].flat();
+      assertStreamScope(caller, taskIds);
+      hub.assertCapacity(caller.owner);
 
       let stream: SseStream | undefined;
       if (taskIds === undefined) {
-        const subscription = service.subscribeAll(afterPosition, {
-          deliver: (logged) => stream && sendEvent(stream, logged, 'multiplexed'),
-          removed: () => {},
-        });
-        stream = hub.open(c.env.outgoing);
+        const subscription = service.subscribeAll(
+          afterPosition,
+          { deliver: (logged) => stream && sendEvent(stream, logged, 'multiplexed'), removed: () => {} },
+          caller.owner,
+        );
+        stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
         for (const logged of subscription.history) sendEvent(stream, logged, 'multiplexed');
@@ -166,7 +185,7 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
         }
       };
       const subscriber: Subscriber = { deliver, removed: deliver };
-      const { records, subscription } = service.subscribeMany(taskIds, afterPosition ?? 0, subscriber);
+      const { records, subscription } = service.subscribeMany(taskIds, afterPosition ?? 0, subscriber, caller.owner);
       for (const record of records) open.add(record.task_id);
       const pendingTerminal = (record: (typeof records)[number]) =>
         !isTerminal(record.status) ||
@@ -177,7 +196,7 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       }
       // Tasks whose terminal event the client already has are done from the start.
       for (const record of records) if (!pendingTerminal(record)) open.delete(record.task_id);
-      stream = hub.open(c.env.outgoing);
+      stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
       for (const logged of subscription.history) deliver(logged);
       return RESPONSE_ALREADY_SENT as never;

@@ -1,12 +1,14 @@
-import type { HttpBindings } from '@hono/node-server';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError, errors } from '../errors.ts';
 import { TaskStatusSchema } from '../events.ts';
+import type { StreamTokens } from '../auth/stream-tokens.ts';
+import type { AuthEnv, Caller } from '../http/auth.ts';
 import { problemDoc as problem } from '../http/problem.ts';
+import type { SseHub } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
-import { TaskSnapshotSchema, toSnapshot } from '../task-record.ts';
+import { TaskSnapshotSchema, toSnapshot, type TaskRecord } from '../task-record.ts';
 import type { TaskRegistry } from '../tasks/registry.ts';
 import { validationHook } from './validation.ts';
 
@@ -16,6 +18,9 @@ export interface TaskRoutesOptions {
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
   retentionMs: number;
+  hub: SseHub;
+  /** Set when authentication is on: each snapshot's stream_url then carries a stream token. */
+  streamTokens?: StreamTokens | undefined;
 }
 
 const MAX_WAIT_MS = 600_000;
@@ -110,9 +115,18 @@ const snapshot = (description: string) => ({
 });
 
 /** Create, read, list, cancel and delete tasks, and describe the task types. */
-export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs }: TaskRoutesOptions) {
-  const app = new OpenAPIHono<{ Bindings: HttpBindings }>({ defaultHook: validationHook });
+export function taskRoutes(options: TaskRoutesOptions) {
+  const { service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs, hub, streamTokens } = options;
+  const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
   const CreateTaskRequest = registry.createRequestSchema(maxTaskTimeoutMs);
+
+  /** The snapshot as `caller` gets it: with auth on, its stream_url opens with no headers. */
+  const present = (caller: Caller, record: TaskRecord) => {
+    const snapshot = toSnapshot(record);
+    if (!streamTokens || caller.owner === undefined) return snapshot;
+    const { token } = streamTokens.mint(caller.owner, [record.task_id]);
+    return { ...snapshot, stream_url: `${snapshot.stream_url}?token=${token}` };
+  };
 
   app.use('/tasks', async (c, next) => {
     if (c.req.method !== 'POST') return next();
@@ -171,9 +185,10 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
           errors: [{ pointer: '/idempotency-key', detail: 'expected 1-255 visible ASCII characters' }],
         });
       }
-      const { record, created } = service.create(c.req.valid('json'), { idempotencyKey });
+      const caller = c.get('caller');
+      const { record, created } = service.create(c.req.valid('json'), { idempotencyKey, owner: caller.owner });
       c.header('location', `/api/tasks/${record.task_id}`);
-      return created ? c.json(toSnapshot(record), 201) : c.json(toSnapshot(record), 200);
+      return created ? c.json(present(caller, record), 201) : c.json(present(caller, record), 200);
     },
   );
 
@@ -190,7 +205,7 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
         400: problem('Missing or non-terminal status'),
       },
     }),
-    (c) => c.json({ deleted: service.clear(c.req.valid('query').status) }, 200),
+    (c) => c.json({ deleted: service.clear(c.req.valid('query').status, c.get('caller').owner) }, 200),
   );
 
   app.openapi(
@@ -203,12 +218,13 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
     }),
     (c) => {
       const stats = service.stats;
+      const { owner } = c.get('caller');
       return c.json(
         {
-          tasks: stats.byStatus,
+          tasks: service.taskCounts(owner),
           workers: { max: stats.maxWorkers, busy: stats.running },
           queue: { size: stats.queued, max: stats.maxQueue },
-          streams: stats.streams,
+          streams: hub.streamsOf(owner),
           paused: stats.paused,
         },
         200,
@@ -230,8 +246,9 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
     }),
     (c) => {
       const { label, ...query } = c.req.valid('query');
-      const { tasks, next_cursor } = service.list({ ...query, labels: labelFilter(label) });
-      return c.json({ tasks: tasks.map(toSnapshot), next_cursor }, 200);
+      const caller = c.get('caller');
+      const { tasks, next_cursor } = service.list({ ...query, labels: labelFilter(label), owner: caller.owner });
+      return c.json({ tasks: tasks.map((task) => present(caller, task)), next_cursor }, 200);
     },
   );
 
@@ -244,7 +261,10 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       request: { params: TaskIdParams },
       responses: { 200: snapshot('The task'), 404: problem('No such task (or evicted)') },
     }),
-    (c) => c.json(toSnapshot(service.get(c.req.valid('param').task_id)), 200),
+    (c) => {
+      const caller = c.get('caller');
+      return c.json(present(caller, service.get(c.req.valid('param').task_id, caller.owner)), 200);
+    },
   );
 
   app.openapi(
@@ -262,7 +282,10 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
         409: problem('The task has already ended'),
       },
     }),
-    (c) => c.json(toSnapshot(service.cancel(c.req.valid('param').task_id)), 202),
+    (c) => {
+      const caller = c.get('caller');
+      return c.json(present(caller, service.cancel(c.req.valid('param').task_id, caller.owner)), 202);
+    },
   );
 
   app.openapi(
@@ -284,9 +307,10 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       },
     }),
     (c) => {
-      const record = service.retry(c.req.valid('param').task_id);
+      const caller = c.get('caller');
+      const record = service.retry(c.req.valid('param').task_id, caller.owner);
       c.header('location', `/api/tasks/${record.task_id}`);
-      return c.json(toSnapshot(record), 201);
+      return c.json(present(caller, record), 201);
     },
   );
 
@@ -319,9 +343,10 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       const { task_id: taskId } = c.req.valid('param');
       const closed = new AbortController();
       c.env.outgoing.once('close', () => closed.abort());
-      const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal);
+      const caller = c.get('caller');
+      const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal, caller.owner);
       if (!record) throw errors.taskNotFound(taskId);
-      return c.json(toSnapshot(record), 200);
+      return c.json(present(caller, record), 200);
     },
   );
 
@@ -339,7 +364,7 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
       },
     }),
     (c) => {
-      service.remove(c.req.valid('param').task_id);
+      service.remove(c.req.valid('param').task_id, c.get('caller').owner);
       return c.body(null, 204);
     },
   );

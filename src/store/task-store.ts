@@ -8,6 +8,8 @@ export interface TaskQuery {
   type?: string | undefined;
   /** Every one of these labels must match. */
   labels?: Readonly<Record<string, string>> | undefined;
+  /** Only this owner's tasks; every task when undefined. */
+  owner?: string | undefined;
   limit: number;
   /** Only tasks older than this one (ids sort by creation). */
   before?: string | undefined;
@@ -22,7 +24,7 @@ export interface TaskStore {
   delete(taskId: string): boolean;
   /** Newest first; `hasMore` says whether another page follows. */
   list(query: TaskQuery): { tasks: TaskRecord[]; hasMore: boolean };
-  /** How many tasks are in each status. */
-  counts(): Record<TaskStatus, number>;
+  /** How many tasks are in each status: of one owner, or of everyone when undefined. */
+  counts(owner?: string): Record<TaskStatus, number>;
   readonly size: number;
 }
