@@ -105,7 +105,12 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
         hostname: config.host,
         // Slow or half-open requests are cut; these bound receiving a request, not the
         // response, so a long-lived event stream is never timed out.
-        serverOptions: { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs },
+        serverOptions: {
+          headersTimeout: config.headersTimeoutMs,
+          requestTimeout: config.requestTimeoutMs,
+          // Node checks those every 30 s by default: check often enough to honour short ones.
+          connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+        },
       },
       () => resolve(listening),
     );
