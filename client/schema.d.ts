@@ -1177,6 +1177,15 @@ export interface operations {
                     "application/json": components["schemas"]["QueueState"];
                 };
             };
+            /** @description Not an admin owner (with API_KEYS) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     resumeQueue: {
@@ -1195,6 +1204,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QueueState"];
+                };
+            };
+            /** @description Not an admin owner (with API_KEYS) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1235,6 +1253,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReaperRun"];
+                };
+            };
+            /** @description Not an admin owner (with API_KEYS) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

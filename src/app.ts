@@ -33,6 +33,8 @@ export interface AppOptions {
   retentionMs: number;
   keyring: ApiKeyring;
   streamTokens: StreamTokens;
+  /** Owners who may pause intake and run the reaper, with keys on. */
+  adminOwners: readonly string[];
   /** Origins browsers may call the API from; `*` for any; none when empty. */
   corsOrigins: readonly string[];
 }
@@ -52,7 +54,7 @@ const openapiFile = new URL('../openapi.yaml', import.meta.url);
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
-  const { service, registry, hub, logger, metrics, isReady, keyring, streamTokens, corsOrigins } = options;
+  const { service, registry, hub, logger, metrics, isReady, keyring, streamTokens, corsOrigins, adminOwners } = options;
   const { maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
@@ -81,6 +83,7 @@ export function createApp(options: AppOptions) {
       bodyLimitBytes,
       retentionMs,
       hub,
+      adminOwners,
       streamTokens: keyring.enabled ? streamTokens : undefined,
     }),
   );

@@ -30,6 +30,10 @@ export const EnvSchema = z.object({
     .default('')
     .describe('Comma-separated `owner:key` pairs; when set, every /api route needs `Authorization: Bearer <key>`'),
   API_KEYS_FILE: z.string().default('').describe('A file of `owner:key` pairs, one per line, read at start (with or instead of API_KEYS)'),
+  ADMIN_OWNERS: z
+    .string()
+    .default('')
+    .describe('Comma-separated owners allowed to pause and resume the queue and run the reaper (with API_KEYS)'),
   STREAM_TOKEN_SECRET: z
     .string()
     .refine((secret) => secret === '' || secret.length >= 32, 'must be at least 32 characters')
@@ -46,6 +50,13 @@ export const EnvSchema = z.object({
   HEADERS_TIMEOUT_MS: duration(1).default(10_000).describe('Time a client gets to send its request headers'),
   REQUEST_TIMEOUT_MS: duration(1).default(30_000).describe('Time a client gets to send a whole request; open streams are not cut'),
 });
+
+/** A comma-separated list, without blanks. */
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 export const ConfigSchema = EnvSchema.refine(
   (env) => env.TASK_TIMEOUT_MS <= env.MAX_TASK_TIMEOUT_MS,
@@ -73,11 +84,10 @@ export const ConfigSchema = EnvSchema.refine(
     eventHistory: env.EVENT_HISTORY,
     apiKeys: env.API_KEYS,
     apiKeysFile: env.API_KEYS_FILE,
+    adminOwners: list(env.ADMIN_OWNERS),
     streamTokenSecret: env.STREAM_TOKEN_SECRET,
     streamTokenTtlMs: env.STREAM_TOKEN_TTL_MS ?? env.RETENTION_MS,
-    corsOrigins: env.CORS_ORIGINS.split(',')
-      .map((origin) => origin.trim())
-      .filter(Boolean),
+    corsOrigins: list(env.CORS_ORIGINS),
     maxStreams: env.MAX_STREAMS,
     maxStreamsPerOwner: env.MAX_STREAMS_PER_OWNER,
     maxRetainedTasks: env.MAX_RETAINED_TASKS,

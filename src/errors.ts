@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   malformed_json: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   task_not_found: 404,
   method_not_allowed: 405,
@@ -68,6 +69,7 @@ export const errors = {
       retryAfterSeconds: 1,
     }),
   unauthorized: (message: string) => new AppError('unauthorized', message),
+  forbidden: (message: string) => new AppError('forbidden', message),
   tooManyStreams: (limit: number, scope: 'in all' | 'for this owner') =>
     new AppError('too_many_streams', `${limit} streams are already open ${scope}; close one or try again later`, {
       retryAfterSeconds: 5,

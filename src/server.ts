@@ -95,6 +95,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     keyring,
     streamTokens: new StreamTokens({ secret: config.streamTokenSecret, ttlMs: config.streamTokenTtlMs }),
     corsOrigins: config.corsOrigins,
+    adminOwners: config.adminOwners,
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {

@@ -32,7 +32,7 @@ async function createAs(owner: Owner, body: unknown = { type: 'block', input: {}
 async function expectProblem(response: Response, status: number, code: string): Promise<any> {
   expect(response.status).toBe(status);
   expect(response.headers.get('content-type')).toBe('application/problem+json');
-  const problem = await response.json();
+  const problem: any = await response.json();
   expect(problem.code).toBe(code);
   return problem;
 }
@@ -57,7 +57,7 @@ describe('authentication off (no API_KEYS)', () => {
 describe('API keys', () => {
   it('answers 401 problem+json with WWW-Authenticate for a missing, malformed or wrong key', async () => {
     server = await startTestServer({ API_KEYS });
-    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: `Bearer ${KEYS.alice}x` }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Basic abc' }, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: `Bearer ${KEYS.alice}x` }]) {
       const response = await server.api('/api/tasks', { headers });
       const problem = await expectProblem(response, 401, 'unauthorized');
       expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/);
@@ -95,9 +95,9 @@ describe('isolation between owners', () => {
     expect(alices.owner).toBe('alice');
     await waitEnded('bob', bobs.task_id);
 
-    const listed = await (await server.api('/api/tasks', { headers: bearer('alice') })).json();
+    const listed: any = await (await server.api('/api/tasks', { headers: bearer('alice') })).json();
     expect(listed.tasks.map((task: any) => task.task_id)).toEqual([alices.task_id]);
-    const stats = await (await server.api('/api/tasks/stats', { headers: bearer('alice') })).json();
+    const stats: any = await (await server.api('/api/tasks/stats', { headers: bearer('alice') })).json();
     expect(stats.tasks).toMatchObject({ queued: 0, running: 1, completed: 0 });
 
     // Every route that names a task: bob's task does not exist for alice.
@@ -139,8 +139,8 @@ describe('isolation between owners', () => {
     const again = await post('alice');
     const bobs = await post('bob');
     expect([first.status, again.status, bobs.status]).toEqual([201, 200, 201]);
-    const [a, b] = [await first.json(), await bobs.json()];
-    expect((await again.json()).task_id).toBe(a.task_id);
+    const [a, b]: any[] = [await first.json(), await bobs.json()];
+    expect(((await again.json()) as any).task_id).toBe(a.task_id);
     expect(b.task_id).not.toBe(a.task_id);
   });
 
@@ -215,7 +215,7 @@ describe('stream tokens', () => {
 
   it('mints a token for the caller\'s multiplexed stream, optionally scoped to chosen tasks', async () => {
     server = await startTestServer({ API_KEYS });
-    const mint = async (body?: unknown) => {
+    const mint = async (body?: unknown): Promise<any> => {
       const response = await server!.api('/api/stream-tokens', {
         method: 'POST',
         // No body at all is fine too: then the token covers every task of the caller.
@@ -340,7 +340,7 @@ describe('limits', () => {
     await expectProblem(await server.api('/api/events', { headers: bearer('alice') }), 429, 'too_many_streams');
     const bobs = await SseClient.connect(`${server.url}/api/events`, bearer('bob'));
     expect(bobs.response.status).toBe(200);
-    const stats = await (await server.api('/api/tasks/stats', { headers: bearer('alice') })).json();
+    const stats: any = await (await server.api('/api/tasks/stats', { headers: bearer('alice') })).json();
     expect(stats.streams).toBe(1);
     first.close();
     bobs.close();
@@ -369,7 +369,7 @@ describe('limits', () => {
     });
     await expectProblem(refused, 503, 'too_many_tasks');
     expect(refused.headers.get('retry-after')).not.toBeNull();
-    const listed = await (await server.api('/api/tasks')).json();
+    const listed: any = await (await server.api('/api/tasks')).json();
     expect(listed.tasks).toHaveLength(3);
     expect((await server.api(`/api/tasks/${running.task_id}`)).status).toBe(200);
     expect((await server.api(`/api/tasks/${queued.task_id}`)).status).toBe(200);
@@ -409,13 +409,13 @@ describe('the auth matrix: credential × route on alice\'s task', () => {
     const bobsTask = await createAs('bob', { type: 'sample', input: { steps: 1, step_ms: 0 } });
     const mint = async (owner: Owner, taskIds?: string[]) =>
       (
-        await (
+        (await (
           await server!.api('/api/stream-tokens', {
             method: 'POST',
             headers: jsonHeaders(owner),
             body: JSON.stringify(taskIds ? { task_ids: taskIds } : {}),
           })
-        ).json()
+        ).json()) as any
       ).token as string;
     const credentials: Record<string, { headers?: Record<string, string>; token?: string }> = {
       none: {},
@@ -463,5 +463,17 @@ describe('the auth matrix: credential × route on alice\'s task', () => {
       expect([401, 404], name).toContain(response.status);
     }
     expect((await server.api(`/api/tasks/${id}`, { method: 'DELETE', headers: bearer('alice') })).status).toBe(204);
+  });
+});
+
+describe('service-wide operations', () => {
+  it('lets only ADMIN_OWNERS pause, resume and run the reaper when keys are on', async () => {
+    server = await startTestServer({ API_KEYS, ADMIN_OWNERS: 'bob' });
+    for (const path of ['/api/queue/pause', '/api/queue/resume', '/api/reaper/run']) {
+      await expectProblem(await server.api(path, { method: 'POST', headers: bearer('alice') }), 403, 'forbidden');
+      expect((await server.api(path, { method: 'POST', headers: bearer('bob') })).status, path).toBe(200);
+    }
+    // Reading the reaper's status is harmless: anyone with a key.
+    expect((await server.api('/api/reaper', { headers: bearer('alice') })).status).toBe(200);
   });
 });

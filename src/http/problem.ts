@@ -8,6 +8,7 @@ const TITLES: Record<ErrorCode, string> = {
   invalid_request: 'Invalid request',
   malformed_json: 'Malformed JSON',
   unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
   not_found: 'Not found',
   task_not_found: 'Task not found',
   method_not_allowed: 'Method not allowed',

@@ -19,6 +19,8 @@ export interface TaskRoutesOptions {
   bodyLimitBytes: number;
   retentionMs: number;
   hub: SseHub;
+  /** Owners who may pause intake and run the reaper; with authentication off, everyone. */
+  adminOwners: readonly string[];
   /** Set when authentication is on: each snapshot's stream_url then carries a stream token. */
   streamTokens?: StreamTokens | undefined;
 }
@@ -49,15 +51,20 @@ const ListQuery = z.object({
   cursor: z.string().max(200).optional().describe('The `next_cursor` of the previous page'),
 });
 
-/** `key:value` filters → { key: value } (the first colon separates). */
-function labelFilter(label: string | string[] | undefined): Record<string, string> | undefined {
+/**
+ * `key:value` filters → { key: value } (the first colon separates). Null when one key is
+ * asked for two values: all must match, and no task has both.
+ */
+function labelFilter(label: string | string[] | undefined): Record<string, string> | null | undefined {
   if (label === undefined) return undefined;
-  return Object.fromEntries(
-    [label].flat().map((pair) => {
-      const colon = pair.indexOf(':');
-      return [pair.slice(0, colon), pair.slice(colon + 1)];
-    }),
-  );
+  const filter = new Map<string, string>();
+  for (const pair of [label].flat()) {
+    const colon = pair.indexOf(':');
+    const [key, value] = [pair.slice(0, colon), pair.slice(colon + 1)];
+    if (filter.has(key) && filter.get(key) !== value) return null;
+    filter.set(key, value);
+  }
+  return Object.fromEntries(filter);
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -116,7 +123,14 @@ const snapshot = (description: string) => ({
 
 /** Create, read, list, cancel and delete tasks, and describe the task types. */
 export function taskRoutes(options: TaskRoutesOptions) {
-  const { service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs, hub, streamTokens } = options;
+  const { service, registry, maxTaskTimeoutMs, bodyLimitBytes, retentionMs, hub, streamTokens, adminOwners } = options;
+
+  /** Service-wide operations affect every owner: with keys on, only admins may run them. */
+  const assertAdmin = ({ owner }: Caller) => {
+    if (owner !== undefined && !adminOwners.includes(owner)) {
+      throw errors.forbidden(`${owner} may not do this: it affects every owner (see ADMIN_OWNERS)`);
+    }
+  };
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
   const CreateTaskRequest = registry.createRequestSchema(maxTaskTimeoutMs);
 
@@ -247,7 +261,10 @@ export function taskRoutes(options: TaskRoutesOptions) {
     (c) => {
       const { label, ...query } = c.req.valid('query');
       const caller = c.get('caller');
-      const { tasks, next_cursor } = service.list({ ...query, labels: labelFilter(label), owner: caller.owner });
+      const labels = labelFilter(label);
+      // Listed even when no task can match, so that a bad cursor is still refused.
+      const { tasks, next_cursor } = service.list({ ...query, labels: labels ?? undefined, owner: caller.owner });
+      if (labels === null) return c.json({ tasks: [], next_cursor: null }, 200);
       return c.json({ tasks: tasks.map((task) => present(caller, task)), next_cursor }, 200);
     },
   );
@@ -396,9 +413,10 @@ export function taskRoutes(options: TaskRoutesOptions) {
           action === 'pause'
             ? 'Pause intake: new tasks are accepted and queued, but none start; running tasks go on'
             : 'Resume intake: queued tasks start again',
-        responses: { 200: json(QueueStateSchema, 'The queue now') },
+        responses: { 200: json(QueueStateSchema, 'The queue now'), 403: problem('Not an admin owner (with API_KEYS)') },
       }),
       (c) => {
+        assertAdmin(c.get('caller'));
         if (action === 'pause') service.pause();
         else service.resume();
         return c.json(queueState(), 200);
@@ -431,9 +449,15 @@ export function taskRoutes(options: TaskRoutesOptions) {
       path: '/reaper/run',
       operationId: 'runReaper',
       summary: 'Evict every ended task whose retention is over, now',
-      responses: { 200: json(z.object({ evicted: z.int() }).meta({ id: 'ReaperRun' }), 'How many were evicted') },
+      responses: {
+        200: json(z.object({ evicted: z.int() }).meta({ id: 'ReaperRun' }), 'How many were evicted'),
+        403: problem('Not an admin owner (with API_KEYS)'),
+      },
     }),
-    (c) => c.json({ evicted: service.reap() }, 200),
+    (c) => {
+      assertAdmin(c.get('caller'));
+      return c.json({ evicted: service.reap() }, 200);
+    },
   );
 
   return app;
