@@ -1,4 +1,6 @@
 // The taskstream dashboard: one EventSource on /api/events keeps a list of tasks up to date.
+// When the service has API keys, the page asks for one, keeps it for the browser session
+// (sessionStorage) and opens its stream with a stream token, since EventSource sends no headers.
 
 const LIST_LIMIT = 200;
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'];
@@ -23,6 +25,15 @@ const STATUS_LABELS = {
 const SEQ_UNKNOWN = -1;
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 15000;
+/** Where the API key is kept: for this browser session only, shared with /docs. */
+const KEY_STORAGE = 'taskstream.api-key';
+/** A stream token is renewed once this share of its lifetime has passed. */
+const TOKEN_RENEW_AT = 0.8;
+const TOKEN_RENEW_MIN_MS = 1000;
+const TOKEN_RENEW_RETRY_MS = 30000;
+const CLOCK_TOLERANCE_MS = 2000;
+/** setTimeout cannot wait longer than 2^31 - 1 ms. */
+const MAX_TIMER_MS = 2147483647;
 
 const $ = (id) => document.getElementById(id);
 
@@ -88,6 +99,29 @@ function updateClockSkew() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The API key
+
+function readKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE) || null;
+  } catch {
+    return null; // storage disabled: the key lasts as long as the page
+  }
+}
+
+function storeKey(key) {
+  try {
+    if (key === null) sessionStorage.removeItem(KEY_STORAGE);
+    else sessionStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    // storage disabled: see readKey
+  }
+}
+
+/** The key sent as `Authorization: Bearer`, or null: the service needs none, or none is known yet. */
+let apiKey = readKey();
+
+// ---------------------------------------------------------------------------------------
 // Talking to the API
 
 class Problem extends Error {
@@ -98,18 +132,22 @@ class Problem extends Error {
   }
 }
 
-async function api(path, { method = 'GET', body } = {}) {
+/**
+ * Sends a request with the key in use (or `key`) and answers `{ json, response }`; throws a
+ * Problem for an error status. A 401 to the key in use asks for another; a 401 to any other
+ * key (one being tried, or one replaced meanwhile) is left to the caller.
+ */
+async function request(path, { method = 'GET', body, key = apiKey } = {}) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (key) headers.authorization = `Bearer ${key}`;
   let response;
   try {
-    response = await fetch(path, {
-      method,
-      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw new Problem({ detail: 'Could not reach the service. Is it running?' }, 0);
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return { json: null, response };
   const text = await response.text();
   let json = null;
   try {
@@ -117,9 +155,21 @@ async function api(path, { method = 'GET', body } = {}) {
   } catch {
     // not JSON: reported below by status
   }
-  if (!response.ok) throw new Problem(json, response.status);
-  return json;
+  if (!response.ok) {
+    if (response.status === 401 && key === apiKey) {
+      askForKey(key ? 'The service no longer accepts the saved key. Enter a key to go on.' : null);
+    }
+    throw new Problem(json, response.status);
+  }
+  return { json, response };
 }
+
+async function api(path, options) {
+  return (await request(path, options)).json;
+}
+
+/** A 401: the key form is showing, so the page says nothing more about it. */
+const isUnauthorized = (error) => error?.status === 401;
 
 // ---------------------------------------------------------------------------------------
 // Task state
@@ -214,6 +264,7 @@ function onStreamEvent(message) {
     return;
   }
   sampleClockSkew(event.timestamp);
+  if (message.lastEventId) lastEventId = message.lastEventId;
   if (pendingEvents) pendingEvents.push(event);
   else applyEvent(event);
 }
@@ -232,7 +283,7 @@ async function loadTasks() {
     showProblem($('list-problem'), null);
   } catch (error) {
     if (generation !== loadGeneration) return;
-    showProblem($('list-problem'), `Could not load the tasks: ${error.message}`);
+    showProblem($('list-problem'), isUnauthorized(error) ? null : `Could not load the tasks: ${error.message}`);
   }
   const events = pendingEvents;
   pendingEvents = null;
@@ -250,6 +301,11 @@ async function loadTasks() {
 let source = null;
 let reconnectTimer = null;
 let reconnectDelayMs = RECONNECT_MIN_MS;
+let renewTimer = null;
+/** Bumped by every connect and by askForKey: a token minted for an older one is not used. */
+let connectGeneration = 0;
+/** The `id:` of the last stream event: where a stream opened with a new token resumes. */
+let lastEventId = '';
 
 function setConnection(state, text) {
   const element = $('connection');
@@ -258,31 +314,115 @@ function setConnection(state, text) {
   $('connection-text').textContent = text;
 }
 
+function stopStream() {
+  connectGeneration++;
+  clearTimeout(reconnectTimer);
+  clearTimeout(renewTimer);
+  source?.close();
+  source = null;
+}
+
+/**
+ * A stream token for every task of the key's owner, with the URL to open: the token's, plus
+ * the resume point, as a new EventSource does not carry Last-Event-ID over from the last one.
+ */
+async function mintStreamToken() {
+  const { json: minted, response } = await request('/api/stream-tokens', { method: 'POST' });
+  // expires_at is by the server's clock. Its Date header has whole seconds only, so it stands
+  // in for ours only when ours is clearly wrong.
+  const localNow = Date.now();
+  const serverDate = Date.parse(response.headers.get('date'));
+  const now = Number.isFinite(serverDate) && Math.abs(serverDate - localNow) > CLOCK_TOLERANCE_MS ? serverDate : localNow;
+  const lifetimeMs = Date.parse(minted.expires_at) - now;
+  const url = new URL(minted.stream_url, location.href);
+  if (lastEventId) url.searchParams.set('last_event_id', lastEventId);
+  return { url: url.pathname + url.search, lifetimeMs };
+}
+
+/** Opens a stream with a new token once most of this one's lifetime has passed. */
+function scheduleRenewal(lifetimeMs) {
+  clearTimeout(renewTimer);
+  const delay = Math.min(MAX_TIMER_MS, Math.max(TOKEN_RENEW_MIN_MS, lifetimeMs * TOKEN_RENEW_AT));
+  renewTimer = setTimeout(renewStream, delay);
+}
+
+/**
+ * Replaces the open stream by one with a fresh token before the token runs out, so that
+ * EventSource's own reconnects (which reuse its URL) keep working. It resumes after the last
+ * event, with no gap and no duplicate, so the list needs no reload.
+ */
+async function renewStream() {
+  const current = source;
+  const generation = connectGeneration;
+  let minted;
+  try {
+    minted = await mintStreamToken();
+  } catch (error) {
+    // A 401 has asked for a key already; otherwise this token still works for a while.
+    if (!isUnauthorized(error) && generation === connectGeneration) renewTimer = setTimeout(renewStream, TOKEN_RENEW_RETRY_MS);
+    return;
+  }
+  if (generation !== connectGeneration || current !== source) return; // replaced meanwhile
+  openStream(minted.url, { reloadOnOpen: false });
+  scheduleRenewal(minted.lifetimeMs);
+}
+
 /**
  * One EventSource for every task. It reconnects by itself after a network error (resuming
  * with Last-Event-ID); after an answer that ends it for good (such as a 503 while the service
- * restarts) a new one is opened after a back-off. Every `open` reloads the list.
+ * restarts, or a 401 for an expired token) a new one is opened after a back-off, with a new
+ * token when a key is in use. Every `open` reloads the list.
  */
-function connect() {
-  clearTimeout(reconnectTimer);
-  source?.close();
-  const current = new EventSource('/api/events');
-  source = current;
+async function connect() {
+  stopStream();
+  const generation = connectGeneration;
   setConnection('connecting', 'Connecting…');
+  let url = '/api/events';
+  if (apiKey) {
+    let minted;
+    try {
+      minted = await mintStreamToken();
+    } catch (error) {
+      if (generation !== connectGeneration || isUnauthorized(error)) return; // askForKey took over
+      retryLater();
+      return;
+    }
+    if (generation !== connectGeneration) return;
+    url = minted.url;
+    scheduleRenewal(minted.lifetimeMs);
+  }
+  openStream(url);
+}
+
+function retryLater() {
+  const delay = reconnectDelayMs;
+  reconnectDelayMs = Math.min(reconnectDelayMs * 2, RECONNECT_MAX_MS);
+  setConnection('offline', `Offline — retrying in ${Math.round(delay / 1000)} s`);
+  reconnectTimer = setTimeout(connect, delay);
+}
+
+/** Opens `url` as the stream, closing the one before. `reloadOnOpen: false` skips its first reload. */
+function openStream(url, { reloadOnOpen = true } = {}) {
+  source?.close();
+  const current = new EventSource(url);
+  source = current;
+  let reload = reloadOnOpen;
   current.addEventListener('open', () => {
     if (current !== source) return;
     reconnectDelayMs = RECONNECT_MIN_MS;
     setConnection('live', 'Live');
-    loadTasks();
+    if (reload) loadTasks();
+    reload = true; // EventSource's own reconnects reload, as they always have
     if (!taskTypes.length) loadTaskTypes();
   });
   current.addEventListener('error', () => {
     if (current !== source) return;
     if (current.readyState === EventSource.CLOSED) {
-      const delay = reconnectDelayMs;
-      reconnectDelayMs = Math.min(reconnectDelayMs * 2, RECONNECT_MAX_MS);
-      setConnection('offline', `Offline — retrying in ${Math.round(delay / 1000)} s`);
-      reconnectTimer = setTimeout(connect, delay);
+      clearTimeout(renewTimer);
+      // Without a key, a refused stream may mean the service now wants one: a request that
+      // can say so (401) finds out, and asks for the key.
+      if (!apiKey) request('/api/tasks/stats').catch(() => {});
+      retryLater();
     } else {
       setConnection('reconnecting', 'Reconnecting…');
     }
@@ -290,6 +430,92 @@ function connect() {
   for (const type of TASK_EVENTS) current.addEventListener(type, onStreamEvent);
   // The resume point is older than the server keeps: start over from a fresh list.
   current.addEventListener('resync', () => current === source && loadTasks());
+}
+
+// ---------------------------------------------------------------------------------------
+// Asking for the key
+
+/**
+ * Shows the key form instead of the dashboard, with `message` (why) if any. The stream stops
+ * and the list empties: what the page showed belongs to the key being replaced.
+ */
+function askForKey(message) {
+  apiKey = null;
+  storeKey(null);
+  stopStream();
+  clearTasks();
+  setConnection('locked', 'API key needed');
+  $('sign-out').hidden = true;
+  showKeyError(message);
+  if ($('key-panel').hidden) {
+    $('key-status').textContent = '';
+    $('key-panel').hidden = false;
+    $('dashboard').hidden = true;
+    $('api-key').value = '';
+    $('api-key').focus();
+  }
+}
+
+function showKeyError(message) {
+  $('key-error').textContent = message ?? '';
+  $('key-error').hidden = !message;
+  if (message) $('api-key').setAttribute('aria-invalid', 'true');
+  else $('api-key').removeAttribute('aria-invalid');
+}
+
+/** Forgets every task shown, and any load or event still on its way for them. */
+function clearTasks() {
+  loadGeneration++;
+  pendingEvents = null;
+  lastEventId = '';
+  tasks = new Map();
+  removedIds.clear();
+  listTruncated = false;
+  structureChanged = true;
+  scheduleRender();
+}
+
+/** Tries the key on a request that changes nothing, and keeps it if the service accepts it. */
+async function submitKey(event) {
+  event.preventDefault();
+  const key = $('api-key').value.trim();
+  if (!key) {
+    showKeyError('Enter the API key.');
+    $('api-key').focus();
+    return;
+  }
+  const button = $('key-form').querySelector('button[type="submit"]');
+  button.disabled = true;
+  showKeyError(null);
+  $('key-status').textContent = 'Checking the key…';
+  try {
+    await request('/api/tasks/stats', { key });
+  } catch (error) {
+    $('key-status').textContent = '';
+    button.disabled = false;
+    showKeyError(
+      isUnauthorized(error) ? 'The service did not accept this key. Check it and try again.' : `Could not check the key: ${error.message}`,
+    );
+    $('api-key').select();
+    $('api-key').focus();
+    return;
+  }
+  $('key-status').textContent = '';
+  button.disabled = false;
+  useKey(key);
+}
+
+function useKey(key) {
+  apiKey = key;
+  storeKey(key);
+  $('api-key').value = '';
+  showKeyError(null);
+  $('key-panel').hidden = true;
+  $('dashboard').hidden = false;
+  $('sign-out').hidden = false;
+  $('tasks-title').focus();
+  connect();
+  if (!taskTypes.length) loadTaskTypes();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -830,7 +1056,7 @@ async function startTask(event) {
     if (insertSnapshot(task)) markChanged(task.task_id, true);
     $('form-status').textContent = `Started ${task.type} ${shortId(task.task_id)}`;
   } catch (error) {
-    showProblemOfCreate(error);
+    if (!isUnauthorized(error)) showProblemOfCreate(error);
   } finally {
     button.disabled = false;
   }
@@ -849,7 +1075,7 @@ async function fetchTaskTypes() {
     const { task_types: list } = await api('/api/task-types');
     taskTypes = list;
   } catch (error) {
-    showProblem($('form-problem'), `Could not load the task types: ${error.message}`);
+    if (!isUnauthorized(error)) showProblem($('form-problem'), `Could not load the task types: ${error.message}`);
     return;
   }
   const select = $('task-type');
@@ -875,6 +1101,13 @@ $('reset-json').addEventListener('click', () => {
 });
 $('input-json').addEventListener('input', () => showJsonErrors([]));
 $('start-form').addEventListener('submit', startTask);
+$('key-form').addEventListener('submit', submitKey);
+$('api-key').addEventListener('input', () => showKeyError(null));
+$('sign-out').addEventListener('click', () => {
+  askForKey(null);
+  $('key-status').textContent = 'Signed out: this browser tab no longer keeps the key.';
+});
 window.addEventListener('pagehide', () => source?.close());
+$('sign-out').hidden = !apiKey;
 connect();
 loadTaskTypes();
