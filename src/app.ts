@@ -107,6 +107,17 @@ export function createApp(options: AppOptions) {
       // Hono's JSON validator throws this for a body that does not parse.
       return problemResponse(c, new AppError('malformed_json', 'The request body is not valid JSON', { cause: error }));
     }
+    if (error instanceof HTTPException && error.status === 415) {
+      // The OpenAPI validator's media-type gate: a body whose content type is not JSON.
+      const contentType = c.req.header('content-type') ?? '';
+      return problemResponse(
+        c,
+        new AppError('unsupported_media_type', 'Send the body as application/json', {
+          cause: error,
+          errors: [{ pointer: '/content-type', detail: `expected application/json, got ${JSON.stringify(contentType)}` }],
+        }),
+      );
+    }
     logger.error({ err: error, method: c.req.method, path: c.req.path }, 'unhandled error');
     return problemResponse(c, new AppError('internal_error', 'Something went wrong on our side', { cause: error }));
   });

@@ -51,6 +51,10 @@ const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multi
 /** Per-task and multiplexed Server-Sent Events streams. */
 export function eventRoutes({ service, hub }: EventRoutesOptions) {
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
+  // Hono answers HEAD with the GET handler, but a stream writes straight to the socket.
+  app.on('HEAD', ['/events', '/tasks/:task_id/events'], () => {
+    throw new AppError('method_not_allowed', 'Event streams answer GET only');
+  });
 
   app.openapi(
     createRoute({
