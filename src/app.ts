@@ -118,6 +118,13 @@ export function createApp(options: AppOptions) {
         }),
       );
     }
+    const incoming = c.env?.incoming;
+    if (incoming?.destroyed && !incoming.complete) {
+      // The client went away (or REQUEST_TIMEOUT_MS cut it) while sending its body: reading it
+      // failed with "aborted". Not our error, and no one is left to answer.
+      logger.info({ method: c.req.method, path: c.req.path }, 'request aborted by the client');
+      return problemResponse(c, new AppError('invalid_request', 'The request body did not arrive in full', { cause: error }));
+    }
     logger.error({ err: error, method: c.req.method, path: c.req.path }, 'unhandled error');
     return problemResponse(c, new AppError('internal_error', 'Something went wrong on our side', { cause: error }));
   });

@@ -54,6 +54,16 @@ export class SseStream {
   readonly owner: string | undefined;
   /** Latest unsent progress frame per task while the client is behind, in arrival order. */
   readonly #pending = new Map<string, string>();
+  /**
+   * While a replay is going out: its steps, then the live frames that arrived meanwhile, in
+   * order. Steps before `#backlogNext` are done.
+   */
+  #backlog: ((() => void) | undefined)[] | undefined;
+  #backlogNext = 0;
+  /** Bytes of live frames waiting in the backlog; past maxBufferedBytes the stream is cut. */
+  #backlogLiveBytes = 0;
+  #inBacklog = false;
+  #endAfterBacklog = false;
   #closed = false;
   #onClose: (() => void) | undefined;
 
@@ -71,6 +81,13 @@ export class SseStream {
    */
   send(frame: string, key: string, coalescable: boolean): void {
     if (this.#closed) return;
+    if (this.#backlog && !this.#inBacklog) {
+      // A replay is still going out: live frames wait behind it.
+      this.#backlog.push(() => this.send(frame, key, coalescable));
+      this.#backlogLiveBytes += frame.length;
+      if (this.#backlogLiveBytes > this.#hub.options.maxBufferedBytes) this.#cut();
+      return;
+    }
     if (coalescable && this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
       this.#pending.delete(key); // re-insert: keep arrival order
       this.#pending.set(key, frame);
@@ -93,19 +110,59 @@ export class SseStream {
     this.#onClose = listener;
   }
 
+  /**
+   * Hands retained events to `deliver`, in order, only while the client keeps up: past the
+   * coalescing threshold it waits for 'drain'. Written at once, a long replay would be
+   * buffered whole within one tick (Node corks the socket until the next), so a replay over
+   * maxBufferedBytes would be cut before its first byte left, and again on every reconnect.
+   */
+  replay<T>(items: readonly T[], deliver: (item: T) => void): void {
+    if (this.#closed || items.length === 0) return;
+    this.#backlog = items.map((item) => () => deliver(item));
+    this.#backlogNext = 0;
+    this.#pump();
+  }
+
+  #pump(): void {
+    const backlog = this.#backlog;
+    while (backlog && !this.#closed && this.#backlogNext < backlog.length) {
+      if (this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
+        this.#response.once('drain', () => this.#pump());
+        return;
+      }
+      const step = backlog[this.#backlogNext];
+      backlog[this.#backlogNext++] = undefined;
+      this.#inBacklog = true;
+      try {
+        step?.();
+      } finally {
+        this.#inBacklog = false;
+      }
+    }
+    this.#backlog = undefined;
+    this.#backlogLiveBytes = 0;
+    if (this.#endAfterBacklog) this.end();
+  }
+
   write(chunk: string): void {
     if (this.#closed) return;
     this.#response.write(chunk);
-    if (this.#response.writableLength > this.#hub.options.maxBufferedBytes) {
-      // The client stopped reading: drop it rather than buffer without bound.
-      this.#response.destroy();
-      this.#cleanup();
-    }
+    // The client stopped reading: drop it rather than buffer without bound.
+    if (this.#response.writableLength > this.#hub.options.maxBufferedBytes) this.#cut();
   }
 
-  /** Ends the response after everything written so far. */
+  #cut(): void {
+    this.#response.destroy();
+    this.#cleanup();
+  }
+
+  /** Ends the response after everything written so far (and any replay still going out). */
   end(): void {
     if (this.#closed) return;
+    if (this.#backlog && this.#backlogNext < this.#backlog.length) {
+      this.#endAfterBacklog = true;
+      return;
+    }
     this.#flushPending();
     this.#response.end();
     this.#cleanup();
@@ -127,6 +184,7 @@ export class SseStream {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending.clear();
+    this.#backlog = undefined;
     this.#hub._remove(this);
     const listener = this.#onClose;
     this.#onClose = undefined;

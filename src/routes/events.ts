@@ -1,5 +1,6 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
@@ -51,10 +52,15 @@ const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multi
 /** Per-task and multiplexed Server-Sent Events streams. */
 export function eventRoutes({ service, hub }: EventRoutesOptions) {
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
-  // Hono answers HEAD with the GET handler, but a stream writes straight to the socket.
-  app.on('HEAD', ['/events', '/tasks/:task_id/events'], () => {
-    throw new AppError('method_not_allowed', 'Event streams answer GET only');
-  });
+  // Hono answers HEAD by running the GET route and wrapping its response, so a HEAD route
+  // (`app.on('HEAD', …)`) never matches, and a stream, written straight to the socket, would
+  // be answered twice. Middleware does see HEAD: refuse it there, before any handler runs.
+  const getOnly: MiddlewareHandler = async (c, next) => {
+    if (c.req.method === 'HEAD') throw new AppError('method_not_allowed', 'Event streams answer GET only');
+    await next();
+  };
+  app.use('/events', getOnly);
+  app.use('/tasks/:task_id/events', getOnly);
 
   app.openapi(
     createRoute({
@@ -113,7 +119,7 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       }
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
-      for (const logged of subscription.history) deliver(logged);
+      stream.replay(subscription.history, deliver);
       return RESPONSE_ALREADY_SENT as never;
     },
   );
@@ -174,7 +180,7 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
         stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
-        for (const logged of subscription.history) sendEvent(stream, logged, 'multiplexed');
+        stream.replay(subscription.history, (logged) => sendEvent(stream!, logged, 'multiplexed'));
         return RESPONSE_ALREADY_SENT as never;
       }
 
@@ -202,7 +208,7 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       for (const record of records) if (!pendingTerminal(record)) open.delete(record.task_id);
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
-      for (const logged of subscription.history) deliver(logged);
+      stream.replay(subscription.history, deliver);
       return RESPONSE_ALREADY_SENT as never;
     },
   );
