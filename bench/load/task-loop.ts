@@ -1,0 +1,74 @@
+// Figure 1's client: many clients each create a task over HTTP, wait for its end on the
+// multiplexed stream, and create the next. Runs in its own process.
+import { JsonPoster } from '../lib/json-poster.ts';
+import { openEventStream } from '../lib/event-stream.ts';
+import { serveCommands } from '../lib/rpc.ts';
+
+const TERMINAL = new Set(['task_completed', 'task_failed', 'task_cancelled']);
+
+export interface TaskLoopArgs {
+  baseUrl: string;
+  /** The create request's JSON body. */
+  body: string;
+  clients: number;
+  warmupMs: number;
+  measureMs: number;
+}
+
+async function run({ baseUrl, body, clients, warmupMs, measureMs }: TaskLoopArgs) {
+  /** Waiters by task id, and ends that arrived before their POST was answered. */
+  const waiting = new Map<string, (eventType: string) => void>();
+  const endedEarly = new Map<string, string>();
+  const stream = await openEventStream(`${baseUrl}/api/events`, (event) => {
+    if (!event.event || !TERMINAL.has(event.event)) return;
+    const taskId = (JSON.parse(event.data) as { task_id: string }).task_id;
+    const waiter = waiting.get(taskId);
+    if (waiter) {
+      waiting.delete(taskId);
+      waiter(event.event);
+    } else {
+      endedEarly.set(taskId, event.event);
+    }
+  });
+  const ended = (taskId: string) =>
+    new Promise<string>((resolve) => {
+      const early = endedEarly.get(taskId);
+      if (early !== undefined) {
+        endedEarly.delete(taskId);
+        resolve(early);
+      } else {
+        waiting.set(taskId, resolve);
+      }
+    });
+
+  const poster = new JsonPoster(`${baseUrl}/api/tasks`, clients);
+  const windowStart = performance.now() + warmupMs;
+  const windowEnd = windowStart + measureMs;
+  let counted = 0;
+  const failures: string[] = [];
+  const client = async () => {
+    while (performance.now() < windowEnd && failures.length === 0) {
+      const answer = await poster.post(body);
+      if (answer.status !== 201) {
+        failures.push(`POST answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+        return;
+      }
+      const eventType = await ended((JSON.parse(answer.body) as { task_id: string }).task_id);
+      if (eventType !== 'task_completed') failures.push(`a task ended with ${eventType}`);
+      const now = performance.now();
+      if (now >= windowStart && now < windowEnd) counted++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: clients }, client));
+  } finally {
+    poster.close();
+    stream.close();
+  }
+  if (failures.length > 0) throw new Error(failures[0]);
+  return { rate: counted / (measureMs / 1000) };
+}
+
+const commands = { run };
+export type TaskLoopCommands = typeof commands;
+serveCommands(commands);
