@@ -18,12 +18,16 @@ export function requestLogger(logger: Logger): MiddlewareHandler<{ Bindings: Htt
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     c.header('x-request-id', requestId);
     const outgoing = c.env.outgoing;
+    // Read now, not in the callback: a closure over `c` would keep the whole request
+    // context alive for as long as a stream stays open.
+    const method = c.req.method;
+    const route = routePath(c, -1);
     outgoing.once('close', () => {
       logger.info(
         {
           requestId,
-          method: c.req.method,
-          route: routePath(c, -1),
+          method,
+          route,
           status: outgoing.statusCode,
           durationMs: Math.round((performance.now() - started) * 10) / 10,
         },

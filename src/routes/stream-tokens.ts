@@ -1,9 +1,8 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { AppError } from '../errors.ts';
 import type { StreamTokens } from '../auth/stream-tokens.ts';
 import type { AuthEnv } from '../http/auth.ts';
+import { limitBody } from '../http/body-limit.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import type { TaskService } from '../service.ts';
 import { validationHook } from './validation.ts';
@@ -33,15 +32,7 @@ const StreamTokenSchema = z
 /** Mints read-only stream tokens, so EventSource can open /api/events with no headers. */
 export function streamTokenRoutes({ service, tokens }: { service: TaskService; tokens: StreamTokens }) {
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
-  app.use(
-    '/stream-tokens',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new AppError('payload_too_large', `The request body is larger than ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
+  app.use('/stream-tokens', limitBody(MAX_BODY_BYTES));
   app.openapi(
     createRoute({
       method: 'post',

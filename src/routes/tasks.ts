@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError, errors } from '../errors.ts';
 import { TaskStatusSchema } from '../events.ts';
 import type { StreamTokens } from '../auth/stream-tokens.ts';
 import type { AuthEnv, Caller } from '../http/auth.ts';
+import { limitBody } from '../http/body-limit.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import type { SseHub } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
@@ -152,15 +152,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
     }
     return next();
   });
-  app.use(
-    '/tasks',
-    bodyLimit({
-      maxSize: bodyLimitBytes,
-      onError: () => {
-        throw new AppError('payload_too_large', `The request body is larger than ${bodyLimitBytes} bytes`);
-      },
-    }),
-  );
+  app.use('/tasks', limitBody(bodyLimitBytes));
 
   app.openapi(
     createRoute({
