@@ -15,7 +15,9 @@ export class JsonPoster {
 
   constructor(url: string, connections: number) {
     const { hostname, port, pathname } = new URL(url);
-    this.#agent = new Agent({ keepAlive: true, maxSockets: connections });
+    // FIFO reuses every pooled connection in turn, so none sits idle past the server's
+    // keep-alive timeout (5 s) and gets closed just as a request goes out on it (ECONNRESET).
+    this.#agent = new Agent({ keepAlive: true, maxSockets: connections, scheduling: 'fifo' });
     this.#options = { hostname, port, path: pathname };
   }
 
