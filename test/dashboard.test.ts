@@ -45,14 +45,14 @@ async function start(env: Record<string, string> = {}): Promise<TestServer> {
 }
 
 /** What the page did, recorded from before its first request. */
-interface Session {
+interface OpenDashboard {
   page: Page;
   requests: string[];
   consoleErrors: string[];
 }
 
 /** Opens the dashboard of `server` and waits until it is live and has loaded the list. */
-async function openDashboard(server: TestServer, viewport = { width: 1000, height: 800 }): Promise<Session> {
+async function openDashboard(server: TestServer, viewport = { width: 1000, height: 800 }): Promise<OpenDashboard> {
   // Reduced motion: the bars jump to their values, so screenshots show the state as it is.
   context = await browser!.newContext({ viewport, reducedMotion: 'reduce' });
   const page = await context.newPage();
