@@ -350,6 +350,12 @@ export function taskRoutes(options: TaskRoutesOptions) {
     }),
     async (c) => {
       const { task_id: taskId } = c.req.valid('param');
+      // Coercion would read `timeout_ms=` as 0 and answer at once: refuse it instead.
+      if (c.req.query('timeout_ms')?.trim() === '') {
+        throw new AppError('invalid_request', 'timeout_ms must be a number of milliseconds', {
+          errors: [{ pointer: '/timeout_ms', detail: 'expected an integer from 0 to 600000, got an empty value' }],
+        });
+      }
       const closed = new AbortController();
       c.env.outgoing.once('close', () => closed.abort());
       const caller = c.get('caller');
