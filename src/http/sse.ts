@@ -53,7 +53,8 @@ export class SseStream {
   readonly #hub: SseHub;
   readonly owner: string | undefined;
   /** Latest unsent progress frame per task while the client is behind, in arrival order. */
-  readonly #pending = new Map<string, string>();
+  /** Created when the client first falls behind: most streams never need it. */
+  #pending: Map<string, string> | undefined;
   /**
    * While a replay is going out: its steps, then the live frames that arrived meanwhile, in
    * order. Steps before `#backlogNext` are done.
@@ -71,7 +72,6 @@ export class SseStream {
     this.#response = response;
     this.#hub = hub;
     this.owner = owner;
-    response.on('drain', () => this.#flushPending());
   }
 
   /**
@@ -89,13 +89,17 @@ export class SseStream {
       return;
     }
     if (coalescable && this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
+      if (!this.#pending) {
+        this.#pending = new Map();
+        this.#response.on('drain', () => this.#flushPending());
+      }
       this.#pending.delete(key); // re-insert: keep arrival order
       this.#pending.set(key, frame);
       return;
     }
-    const pending = this.#pending.get(key);
+    const pending = this.#pending?.get(key);
     if (pending !== undefined) {
-      this.#pending.delete(key);
+      this.#pending!.delete(key);
       this.write(pending);
     }
     this.write(frame);
@@ -169,7 +173,7 @@ export class SseStream {
   }
 
   #flushPending(): void {
-    if (this.#pending.size === 0 || this.#closed) return;
+    if (!this.#pending || this.#pending.size === 0 || this.#closed) return;
     const frames = [...this.#pending.values()];
     this.#pending.clear();
     for (const frame of frames) this.write(frame);
@@ -183,7 +187,7 @@ export class SseStream {
   #cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pending.clear();
+    this.#pending?.clear();
     this.#backlog = undefined;
     this.#hub._remove(this);
     const listener = this.#onClose;
