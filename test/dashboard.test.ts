@@ -1,23 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskSnapshot } from '../src/task-record.ts';
+import { launchChromium, SCREENSHOTS } from './helpers/chromium.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { withTimeout } from './helpers/timeout.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const SCREENSHOTS = fileURLToPath(new URL('../reports/screenshots/', import.meta.url));
 
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;
@@ -25,7 +13,7 @@ const servers: TestServer[] = [];
 
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }), 'Chromium to launch', 20_000);
+  browser = await launchChromium();
 });
 
 afterEach(async () => {
