@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ApiKeyring } from './auth/api-keys.ts';
 import type { StreamTokens } from './auth/stream-tokens.ts';
-import { AppError } from './errors.ts';
+import { AppError, errors } from './errors.ts';
 import { authenticate, type AuthEnv } from './http/auth.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
@@ -109,14 +109,7 @@ export function createApp(options: AppOptions) {
     }
     if (error instanceof HTTPException && error.status === 415) {
       // The OpenAPI validator's media-type gate: a body whose content type is not JSON.
-      const contentType = c.req.header('content-type') ?? '';
-      return problemResponse(
-        c,
-        new AppError('unsupported_media_type', 'Send the body as application/json', {
-          cause: error,
-          errors: [{ pointer: '/content-type', detail: `expected application/json, got ${JSON.stringify(contentType)}` }],
-        }),
-      );
+      return problemResponse(c, errors.unsupportedMediaType(c.req.header('content-type') ?? '', error));
     }
     const incoming = c.env?.incoming;
     if (incoming?.destroyed && !incoming.complete) {

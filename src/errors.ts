@@ -68,6 +68,11 @@ export const errors = {
     new AppError('queue_full', `The task queue is full (${maxQueue} waiting); try again later`, {
       retryAfterSeconds: 1,
     }),
+  unsupportedMediaType: (contentType: string, cause?: unknown) =>
+    new AppError('unsupported_media_type', 'Send the body as application/json', {
+      cause,
+      errors: [{ pointer: '/content-type', detail: `expected application/json, got ${JSON.stringify(contentType)}` }],
+    }),
   unauthorized: (message: string) => new AppError('unauthorized', message),
   forbidden: (message: string) => new AppError('forbidden', message),
   tooManyStreams: (limit: number, scope: 'in all' | 'for this owner') =>

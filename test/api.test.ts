@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Problem } from './helpers/harness.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
 
@@ -33,15 +34,6 @@ const CONTRACT_FIELDS = [
   'stream_url',
 ];
 
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  instance?: string;
-  errors?: { pointer: string; detail: string }[];
-}
 
 const post = (path: string, body: unknown, headers: Record<string, string> = JSON_HEADERS) =>
   server!.api(path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });

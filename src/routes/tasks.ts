@@ -146,9 +146,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
     if (c.req.method !== 'POST') return next();
     const contentType = c.req.header('content-type') ?? '';
     if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-      throw new AppError('unsupported_media_type', 'Send the body as application/json', {
-        errors: [{ pointer: '/content-type', detail: `expected application/json, got ${JSON.stringify(contentType)}` }],
-      });
+      throw errors.unsupportedMediaType(contentType);
     }
     return next();
   });
