@@ -1,13 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import { CancelFlag, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from '../../workers/protocol.ts';
 import { errors } from '../errors.ts';
 import type { CancelReason } from '../events.ts';
 import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorEventMap, SubmitOptions } from './executor.ts';
 import { JobQueue } from './job-queue.ts';
+import { PiscinaRunner, type RunListener } from './piscina-runner.ts';
 
 export interface PiscinaExecutorOptions {
   /** The worker entry module (workers/entry.ts, or its compiled .js). */
@@ -20,31 +17,18 @@ export interface PiscinaExecutorOptions {
   logger: Logger;
 }
 
-type StopReason = { kind: 'cancel'; reason: CancelReason } | { kind: 'timeout'; timeoutMs: number };
-
 interface Job {
   request: ExecutionRequest;
   state: 'queued' | 'running';
-  cancelFlag: Int32Array;
-  abort: AbortController;
-  stop?: StopReason;
-  timeoutTimer?: NodeJS.Timeout;
-  graceTimer?: NodeJS.Timeout;
-  /** The worker's return value; published only once `endSeen`. */
-  outcome?: WorkerOutcome;
-  /** The worker's end marker arrived: no progress is still in flight. */
-  endSeen: boolean;
 }
 
-const tsxLoader = () => pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-
 /**
- * Runs tasks on a Piscina pool. The backlog lives here, not in Piscina: Piscina only ever
- * holds as many tasks as it has threads, which keeps its own queue (slow with abort signals)
- * empty and lets this class cancel queued tasks without touching a thread.
+ * Runs tasks on a Piscina pool, with the backlog held in this process. The backlog lives
+ * here, not in Piscina: the runner only ever holds as many tasks as it has threads, and this
+ * class can cancel queued tasks without touching a thread.
  */
 export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements Executor {
-  readonly #pool: Piscina;
+  readonly #runner: PiscinaRunner;
   readonly #options: PiscinaExecutorOptions;
   readonly #jobs = new Map<string, Job>();
   /** Queued jobs by priority; cancelled ones stay until popped or compacted, then skipped. */
@@ -54,26 +38,16 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   #dispatchScheduled = false;
   #paused = false;
   #closed = false;
+  /** What the runner reports about the tasks this executor started. */
+  readonly #listener: RunListener = {
+    progress: (taskId, report) => this.emit('progress', taskId, report),
+    finished: (taskId, outcome) => this.#finished(taskId, outcome),
+  };
 
   constructor(options: PiscinaExecutorOptions) {
     super();
     this.#options = options;
-    const workerData: WorkerData = { taskModules: options.taskModules };
-    // Node 20 cannot load a .ts worker by itself: give the thread tsx unless it inherits it.
-    const needsLoader =
-      options.workerUrl.pathname.endsWith('.ts') && !process.execArgv.some((arg) => arg.includes('tsx'));
-    this.#pool = new Piscina({
-      filename: options.workerUrl.href,
-      minThreads: options.maxWorkers,
-      maxThreads: options.maxWorkers,
-      idleTimeout: 60_000,
-      concurrentTasksPerWorker: 1,
-      workerData,
-      ...(needsLoader ? { execArgv: [...process.execArgv, '--import', tsxLoader()] } : {}),
-    });
-    this.#pool.on('message', (message: WorkerMessage) => this.#onMessage(message));
-    // Without a listener, an error in an idle worker would crash the process.
-    this.#pool.on('error', (error: unknown) => options.logger.error({ err: error }, 'worker pool error'));
+    this.#runner = new PiscinaRunner(options);
   }
 
   submit(request: ExecutionRequest, { force = false }: SubmitOptions = {}): void {
@@ -83,13 +57,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     if (!force && this.#queued - free >= this.#options.maxQueue) {
       throw errors.queueFull(this.#options.maxQueue);
     }
-    const job: Job = {
-      request,
-      state: 'queued',
-      cancelFlag: new Int32Array(new SharedArrayBuffer(4)),
-      abort: new AbortController(),
-      endSeen: false,
-    };
+    const job: Job = { request, state: 'queued' };
     this.#jobs.set(request.taskId, job);
     this.#queue.push(job, request.priority);
     this.#queued++;
@@ -109,8 +77,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
       this.emit('finished', taskId, { status: 'cancelled', reason });
       return true;
     }
-    this.#stop(job, { kind: 'cancel', reason });
-    return true;
+    return this.#runner.stop(taskId, { kind: 'cancel', reason });
   }
 
   get stats() {
@@ -135,11 +102,14 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const job of this.#jobs.values()) {
-      clearTimeout(job.timeoutTimer);
-      clearTimeout(job.graceTimer);
-    }
-    await this.#pool.destroy();
+    await this.#runner.close();
+  }
+
+  #finished(taskId: string, outcome: ExecutionOutcome): void {
+    if (!this.#jobs.delete(taskId)) return;
+    this.#running--;
+    this.emit('finished', taskId, outcome);
+    this.#scheduleDispatch();
   }
 
   /** Dispatch once per tick, so a burst of submits starts tasks in one pass. */
@@ -158,89 +128,10 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
       if (!job) return;
       if (this.#jobs.get(job.request.taskId) !== job) continue; // cancelled while queued
       this.#queued--;
-      this.#start(job);
+      job.state = 'running';
+      this.#running++;
+      this.emit('started', job.request.taskId);
+      this.#runner.run(job.request, this.#listener);
     }
   }
-
-  #start(job: Job): void {
-    const { request } = job;
-    job.state = 'running';
-    this.#running++;
-    this.emit('started', request.taskId);
-    // The timeout counts from here, not from submit: queue time is not run time.
-    job.timeoutTimer = setTimeout(() => this.#stop(job, { kind: 'timeout', timeoutMs: request.timeoutMs }), request.timeoutMs);
-    const payload: WorkerJob = {
-      taskId: request.taskId,
-      type: request.type,
-      input: request.input,
-      cancelFlag: job.cancelFlag,
-    };
-    this.#pool.run(payload, { signal: job.abort.signal }).then(
-      (outcome: WorkerOutcome) => {
-        job.outcome = outcome;
-        if (job.endSeen) this.#finish(job);
-      },
-      (error: unknown) => {
-        // Either we terminated the thread after the grace period, or the thread died.
-        if (!job.abort.signal.aborted) {
-          this.#options.logger.warn({ err: error, taskId: request.taskId }, 'worker thread died');
-        }
-        this.#finish(job, job.abort.signal.aborted ? undefined : error);
-      },
-    );
-  }
-
-  /** Cancel or timeout: ask the task through shared memory, then terminate after the grace. */
-  #stop(job: Job, stop: StopReason): void {
-    if (job.stop) return;
-    job.stop = stop;
-    clearTimeout(job.timeoutTimer);
-    Atomics.store(job.cancelFlag, 0, CancelFlag.cancelRequested);
-    Atomics.notify(job.cancelFlag, 0);
-    // Piscina terminates the thread on abort: no finally runs in the worker.
-    job.graceTimer = setTimeout(() => job.abort.abort(), this.#options.cancelGraceMs);
-  }
-
-  #onMessage(message: WorkerMessage): void {
-    const job = this.#jobs.get(message.taskId);
-    if (!job || job.state !== 'running') return;
-    if (message.kind === 'progress') {
-      const { value, text, step, total_steps } = message;
-      this.emit('progress', message.taskId, { value, text, step, total_steps });
-    } else if (message.kind === 'end') {
-      job.endSeen = true;
-      if (job.outcome) this.#finish(job);
-    }
-  }
-
-  #finish(job: Job, crash?: unknown): void {
-    const { taskId } = job.request;
-    if (this.#jobs.get(taskId) !== job) return;
-    this.#jobs.delete(taskId);
-    clearTimeout(job.timeoutTimer);
-    clearTimeout(job.graceTimer);
-    this.#running--;
-    this.emit('finished', taskId, outcomeOf(job, crash));
-    this.#scheduleDispatch();
-  }
-}
-
-function outcomeOf(job: Job, crash: unknown): ExecutionOutcome {
-  // Once a stop was asked for, it decides the outcome, whatever the task did after.
-  if (job.stop?.kind === 'cancel') return { status: 'cancelled', reason: job.stop.reason };
-  if (job.stop?.kind === 'timeout') {
-    return {
-      status: 'failed',
-      error: { code: 'timeout', message: `The task did not finish within ${job.stop.timeoutMs} ms` },
-    };
-  }
-  if (crash !== undefined || !job.outcome) {
-    const detail = crash instanceof Error ? `: ${crash.message}` : '';
-    return { status: 'failed', error: { code: 'worker_crashed', message: `The worker thread died${detail}` } };
-  }
-  const outcome = job.outcome;
-  if (outcome.ok) return { status: 'completed', result: outcome.result };
-  // A task that aborts itself without being cancelled has simply failed.
-  const code = outcome.error.code === 'cancelled' ? 'task_error' : outcome.error.code;
-  return { status: 'failed', error: { code, message: outcome.error.message } };
 }
