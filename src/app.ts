@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { ApiKeyring } from './auth/api-keys.ts';
 import type { StreamTokens } from './auth/stream-tokens.ts';
 import { AppError, errors } from './errors.ts';
+import { AllowedMethods } from './http/allowed-methods.ts';
 import { authenticate, type AuthEnv } from './http/auth.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
@@ -99,7 +100,17 @@ export function createApp(options: AppOptions) {
     return c.body(openapiYaml, 200, { 'content-type': 'application/yaml; charset=utf-8' });
   });
 
-  app.notFound((c) => problemResponse(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
+  // Read on the first unmatched request: every route is registered by then.
+  let allowed: AllowedMethods | undefined;
+  app.notFound((c) => {
+    allowed ??= new AllowedMethods(app.routes);
+    const allow = allowed.of(c.req.path);
+    // A GET route may also fall through here (a static file that is not there): that is a 404.
+    if (allow.length > 0 && !allow.includes(c.req.method)) {
+      return problemResponse(c, errors.methodNotAllowed(c.req.method, allow));
+    }
+    return problemResponse(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`));
+  });
 
   app.onError((error, c) => {
     if (error instanceof AppError) return problemResponse(c, error);

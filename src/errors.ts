@@ -33,6 +33,8 @@ export interface AppErrorOptions {
   errors?: FieldError[];
   /** Seconds a client should wait before retrying (sent as Retry-After). */
   retryAfterSeconds?: number;
+  /** The methods the path does answer (sent as Allow with a 405). */
+  allow?: readonly string[];
   cause?: unknown;
 }
 
@@ -42,12 +44,14 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly errors: FieldError[] | undefined;
   readonly retryAfterSeconds: number | undefined;
+  readonly allow: readonly string[] | undefined;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.code = code;
     this.errors = options.errors;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.allow = options.allow;
   }
 
   get status(): number {
@@ -73,6 +77,8 @@ export const errors = {
       cause,
       errors: [{ pointer: '/content-type', detail: `expected application/json, got ${JSON.stringify(contentType)}` }],
     }),
+  methodNotAllowed: (method: string, allow: readonly string[]) =>
+    new AppError('method_not_allowed', `This path does not answer ${method}; it answers ${allow.join(', ')}`, { allow }),
   unauthorized: (message: string) => new AppError('unauthorized', message),
   forbidden: (message: string) => new AppError('forbidden', message),
   tooManyStreams: (limit: number, scope: 'in all' | 'for this owner') =>

@@ -303,15 +303,14 @@ describe('validation errors', () => {
 
   it('answers an unknown route with a 404 problem', async () => {
     server = await startTestServer();
+    // A known path with a method it does not answer is a 405: see methods.test.ts.
     for (const [path, method] of [
       ['/nope', 'GET'],
       ['/api/nope', 'GET'],
       ['/api/tasks/x/y/z', 'GET'],
-      ['/api/tasks', 'PUT'],
+      ['/api/tasks/x/y/z', 'PUT'],
     ] as const) {
-      const response = await server.api(path, { method });
-      expect([404, 405], `${method} ${path}`).toContain(response.status);
-      await expectProblem(response, response.status);
+      await expectProblem(await server.api(path, { method }), 404, 'not_found');
     }
     await expectProblem(await server.api('/definitely/not/here'), 404, 'not_found');
   });

@@ -76,6 +76,7 @@ export function problemResponse(c: Context, error: AppError): Response {
   };
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  if (error.allow !== undefined) headers.allow = error.allow.join(', ');
   // RFC 9110: a 401 names the scheme that would be accepted.
   if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="taskstream"';
   return new Response(JSON.stringify(body), { status: error.status, headers });

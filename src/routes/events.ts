@@ -1,10 +1,10 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
 import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
+import { refuseHead } from '../http/allowed-methods.ts';
 import { assertStreamScope, type AuthEnv } from '../http/auth.ts';
 import { problemDoc as problem } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
@@ -52,15 +52,9 @@ const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multi
 /** Per-task and multiplexed Server-Sent Events streams. */
 export function eventRoutes({ service, hub }: EventRoutesOptions) {
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
-  // Hono answers HEAD by running the GET route and wrapping its response, so a HEAD route
-  // (`app.on('HEAD', …)`) never matches, and a stream, written straight to the socket, would
-  // be answered twice. Middleware does see HEAD: refuse it there, before any handler runs.
-  const getOnly: MiddlewareHandler = async (c, next) => {
-    if (c.req.method === 'HEAD') throw new AppError('method_not_allowed', 'Event streams answer GET only');
-    await next();
-  };
-  app.use('/events', getOnly);
-  app.use('/tasks/:task_id/events', getOnly);
+  // A stream is written straight to the socket: HEAD would answer it twice.
+  app.use('/events', refuseHead);
+  app.use('/tasks/:task_id/events', refuseHead);
 
   app.openapi(
     createRoute({
