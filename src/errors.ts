@@ -25,6 +25,7 @@ export const ERROR_STATUS = {
   queue_full: 503,
   too_many_tasks: 503,
   shutting_down: 503,
+  backend_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -88,6 +89,16 @@ export const errors = {
   tooManyTasks: (limit: number) =>
     new AppError('too_many_tasks', `${limit} tasks are kept and none has ended; try again later`, {
       retryAfterSeconds: 5,
+    }),
+  idempotencyKeyReused: (taskId: string) =>
+    new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body', {
+      errors: [{ pointer: '/idempotency-key', detail: `already names task ${taskId}` }],
+    }),
+  /** A store, broker or executor backend (e.g. Redis) cannot be reached; the request may be retried. */
+  backendUnavailable: (cause?: unknown) =>
+    new AppError('backend_unavailable', 'The service cannot reach its backend; try again shortly', {
+      retryAfterSeconds: 1,
+      cause,
     }),
   shuttingDown: () =>
     new AppError('shutting_down', 'The service is shutting down', { retryAfterSeconds: 5 }),

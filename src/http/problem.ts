@@ -24,6 +24,7 @@ const TITLES: Record<ErrorCode, string> = {
   too_many_streams: 'Too many streams',
   too_many_tasks: 'Too many tasks',
   shutting_down: 'Shutting down',
+  backend_unavailable: 'Backend unavailable',
 };
 
 /** RFC 9457 problem details, with our `code` and, for bad input, the fields at fault. */
