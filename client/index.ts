@@ -14,6 +14,10 @@ export type Problem = Schemas['Problem'];
 /** POST /api/tasks: one branch per task type, told apart by `type`. */
 export type CreateTaskRequest = Schemas['CreateTaskRequest'];
 export type TaskList = Schemas['TaskList'];
+/** POST /api/tasks/batch: up to 1,000 create requests, each with its own idempotency_key. */
+export type BatchCreateRequest = Schemas['BatchCreateRequest'];
+/** One result per item, in request order: the task, or why that item was not created. */
+export type BatchCreateResult = Schemas['BatchCreateResult'];
 
 export type { components, paths };
 export type TaskstreamClient = Client<paths>;

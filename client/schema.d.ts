@@ -209,6 +209,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start many tasks in one request
+         * @description Up to 1000 create requests. Each item is handled as its own `POST /api/tasks`: validated on its own, its own task, snapshot and events, its own `idempotency_key`. An item that fails (bad input: 422 with pointers `/items/{index}/...`; queue full: 503 `queue_full`) is reported at its index and does not stop the others; the answer is 200 whenever the body itself is well formed. There is no all-or-nothing mode: retry the items that failed.
+         */
+        post: operations["createTasks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{task_id}/events": {
         parameters: {
             query?: never;
@@ -324,6 +344,142 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        BatchCreateRequest: {
+            /** @description 1 to 1000 create requests, each with an optional idempotency_key */
+            items: components["schemas"]["BatchCreateItem"][];
+        };
+        BatchCreateItem: components["schemas"]["BatchSampleItem"] | components["schemas"]["BatchPrimesItem"] | components["schemas"]["BatchCsvStatsItem"] | components["schemas"]["BatchBatchItem"];
+        /** @description Walks through `steps` steps of `step_ms` milliseconds each, reporting progress after every step. Fails at `fail_at_step` when given. */
+        BatchSampleItem: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sample";
+            input: {
+                /**
+                 * @description How many steps to run
+                 * @default 5
+                 */
+                steps?: number;
+                /**
+                 * @description Milliseconds per step
+                 * @default 1000
+                 */
+                step_ms?: number;
+                /** @description Throw an error at this step */
+                fail_at_step?: number;
+            };
+            /** @description Run time limit of each attempt, counted from its start */
+            timeout_ms?: number;
+            /** @description Higher starts first (default 0) */
+            priority?: number;
+            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            max_attempts?: number;
+            /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
+            retry_backoff_ms?: number;
+            /** @description Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`) */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Makes this item safe to repeat, like the Idempotency-Key header of a single create */
+            idempotency_key?: string;
+        };
+        /** @description Counts the primes below `limit` with a segmented sieve of Eratosthenes. CPU-bound; stops promptly when cancelled. */
+        BatchPrimesItem: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "primes";
+            input: {
+                /** @description Count primes strictly below this number */
+                limit: number;
+            };
+            /** @description Run time limit of each attempt, counted from its start */
+            timeout_ms?: number;
+            /** @description Higher starts first (default 0) */
+            priority?: number;
+            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            max_attempts?: number;
+            /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
+            retry_backoff_ms?: number;
+            /** @description Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`) */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Makes this item safe to repeat, like the Idempotency-Key header of a single create */
+            idempotency_key?: string;
+        };
+        /** @description Profiles CSV text: per column, how many cells are filled, empty and numeric, and the min, max and mean of the numeric ones. */
+        BatchCsvStatsItem: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "csv_stats";
+            input: {
+                /** @description The CSV text (RFC 4180) */
+                csv: string;
+                /**
+                 * @description Field separator
+                 * @default ,
+                 */
+                delimiter?: string;
+                /**
+                 * @description Whether the first record names the columns
+                 * @default true
+                 */
+                header?: boolean;
+            };
+            /** @description Run time limit of each attempt, counted from its start */
+            timeout_ms?: number;
+            /** @description Higher starts first (default 0) */
+            priority?: number;
+            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            max_attempts?: number;
+            /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
+            retry_backoff_ms?: number;
+            /** @description Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`) */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Makes this item safe to repeat, like the Idempotency-Key header of a single create */
+            idempotency_key?: string;
+        };
+        /** @description Applies one operation to each item of a list, reporting one progress step per item and a result per item. Stops between items when cancelled; an item that fails does not stop the others. */
+        BatchBatchItem: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "batch";
+            input: {
+                /** @description Up to 10000 items */
+                items: string[];
+                /** @enum {string} */
+                operation: "sha256" | "md5" | "length" | "word_count" | "uppercase";
+                /**
+                 * @description Pause after each item, to pace the batch
+                 * @default 0
+                 */
+                item_ms?: number;
+            };
+            /** @description Run time limit of each attempt, counted from its start */
+            timeout_ms?: number;
+            /** @description Higher starts first (default 0) */
+            priority?: number;
+            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            max_attempts?: number;
+            /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
+            retry_backoff_ms?: number;
+            /** @description Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`) */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Makes this item safe to repeat, like the Idempotency-Key header of a single create */
+            idempotency_key?: string;
+        };
         Task: {
             /**
              * Format: uuid
@@ -602,6 +758,90 @@ export interface components {
         };
         ReaperRun: {
             evicted: number;
+        };
+        BatchCreateResult: {
+            items: {
+                /** @description The item's place in the request */
+                index: number;
+                /** @description What a single create would have answered: 201 created, 200 an earlier task with the same idempotency_key and body, 422 or 503 not created */
+                status: number;
+                /** @description The task; null when not created */
+                task: {
+                    /**
+                     * Format: uuid
+                     * @description UUIDv7: ids sort by creation
+                     */
+                    task_id: string;
+                    /** @description The task type */
+                    type: string;
+                    status: components["schemas"]["TaskStatus"];
+                    /** @description The input, with defaults applied */
+                    input: unknown;
+                    progress: components["schemas"]["Progress"];
+                    /** @description The result; null until completed */
+                    result: unknown;
+                    /** @description Why it failed; null unless failed */
+                    error: {
+                        code: components["schemas"]["TaskErrorCode"];
+                        message: string;
+                    } | null;
+                    /** Format: date-time */
+                    created_at: string;
+                    /**
+                     * Format: date-time
+                     * @description When it started running; null while queued
+                     */
+                    started_at: string | null;
+                    /**
+                     * Format: date-time
+                     * @description When it ended; null until then
+                     */
+                    finished_at: string | null;
+                    /**
+                     * Format: date-time
+                     * @description When an ended task is evicted; null until it ends
+                     */
+                    expires_at: string | null;
+                    /** @description Run time limit of each attempt, counted from its start */
+                    timeout_ms: number;
+                    /** @description Higher starts first; equal priorities in creation order */
+                    priority: number;
+                    /** @description The current or last attempt; 0 before the first start */
+                    attempt: number;
+                    /** @description Attempts allowed for retryable failures */
+                    max_attempts: number;
+                    /** @description Base delay before a retry; doubles per attempt, with jitter */
+                    retry_backoff_ms: number;
+                    /** @description Labels given at creation */
+                    labels: {
+                        [key: string]: string;
+                    };
+                    /**
+                     * Format: uuid
+                     * @description The task this one manually retries, if any
+                     */
+                    retry_of: string | null;
+                    /** @description The owner of the API key that created it; null when authentication is off */
+                    owner: string | null;
+                    /** @description Path of the task's event stream */
+                    stream_url: string;
+                } | null;
+                /** @description Why the item was not created; null when it was */
+                error: {
+                    /** @description The code a single create would have answered with */
+                    code: string;
+                    detail: string;
+                    errors?: {
+                        /** @description JSON Pointer into the whole body: `/items/{index}/...` */
+                        pointer: string;
+                        detail: string;
+                    }[];
+                } | null;
+            }[];
+            /** @description Items that started a new task */
+            created: number;
+            /** @description Items that did not (error is set) */
+            failed: number;
         };
         TaskEvent: components["schemas"]["TaskStartedEvent"] | components["schemas"]["ProgressUpdateEvent"] | components["schemas"]["TaskCompletedEvent"] | components["schemas"]["TaskFailedEvent"] | components["schemas"]["TaskCancelledEvent"];
         TaskStartedEvent: {
@@ -1257,6 +1497,66 @@ export interface operations {
             };
             /** @description Not an admin owner (with API_KEYS) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per item, in request order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchCreateResult"];
+                };
+            };
+            /** @description Malformed JSON, or an `atomic` parameter (there is no all-or-nothing mode) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (BODY_LIMIT_BYTES bounds the whole batch) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `items` missing, empty or longer than 1000 */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,6 +17,7 @@ import { docsRoutes } from './routes/docs.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { streamTokenRoutes } from './routes/stream-tokens.ts';
+import { taskBatchRoutes } from './routes/task-batch.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { validationHook } from './routes/validation.ts';
 import type { TaskService } from './service.ts';
@@ -85,6 +86,16 @@ export function createApp(options: AppOptions) {
       retentionMs,
       hub,
       adminOwners,
+      streamTokens: keyring.enabled ? streamTokens : undefined,
+    }),
+  );
+  app.route(
+    '/api',
+    taskBatchRoutes({
+      service,
+      registry,
+      maxTaskTimeoutMs,
+      bodyLimitBytes,
       streamTokens: keyring.enabled ? streamTokens : undefined,
     }),
   );

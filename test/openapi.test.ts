@@ -28,6 +28,7 @@ describe('openapi.yaml', () => {
       '/api/stream-tokens',
       '/api/task-types',
       '/api/tasks',
+      '/api/tasks/batch',
       '/api/tasks/stats',
       '/api/tasks/{task_id}',
       '/api/tasks/{task_id}/cancel',

@@ -9,6 +9,9 @@ export interface TaskTypeInfo {
   example: unknown;
 }
 
+/** An idempotency key: 1-255 visible ASCII characters. */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
 /**
  * The task types this service runs, loaded from their modules. The main thread only reads
  * their schemas; workers import the same modules to run them.
@@ -80,6 +83,29 @@ export class TaskRegistry {
     );
     const [first, ...rest] = branches;
     return z.discriminatedUnion('type', [first!, ...rest]).meta({ id: 'CreateTaskRequest' });
+  }
+
+  /**
+   * One item of a bulk create: a create request plus its own `idempotency_key` (what the
+   * Idempotency-Key header is to a single create). Each item is validated on its own.
+   */
+  batchItemSchema(maxTimeoutMs: number) {
+    const branches = [...this.#definitions.values()].map((definition) =>
+      z
+        .strictObject({
+          type: z.literal(definition.type),
+          input: definition.input,
+          ...taskOptions(maxTimeoutMs),
+          idempotency_key: z
+            .string()
+            .regex(IDEMPOTENCY_KEY, 'expected 1-255 visible ASCII characters')
+            .optional()
+            .describe('Makes this item safe to repeat, like the Idempotency-Key header of a single create'),
+        })
+        .meta({ id: `Batch${pascal(definition.type)}Item`, description: definition.description }),
+    );
+    const [first, ...rest] = branches;
+    return z.discriminatedUnion('type', [first!, ...rest]).meta({ id: 'BatchCreateItem' });
   }
 }
 
