@@ -49,6 +49,13 @@ export const EnvSchema = z.object({
   MAX_RETAINED_TASKS: integer(1).default(100_000).describe('Tasks kept in all; past it the oldest ended tasks are evicted early, and create answers 503 if none has ended'),
   HEADERS_TIMEOUT_MS: duration(1).default(10_000).describe('Time a client gets to send its request headers'),
   REQUEST_TIMEOUT_MS: duration(1).default(30_000).describe('Time a client gets to send a whole request; open streams are not cut'),
+  TASK_MODULES: z
+    .string()
+    .default('')
+    .describe('Comma-separated task type modules (files, relative to the working directory) to run instead of the built-in types'),
+  WORKER_MAX_HEAP_MB: integer(16, 1_048_576)
+    .optional()
+    .describe("Heap limit of each worker thread in MiB; a task past it fails with worker_crashed. V8's default when unset"),
 });
 
 /** A comma-separated list, without blanks. */
@@ -93,6 +100,8 @@ export const ConfigSchema = EnvSchema.refine(
     maxRetainedTasks: env.MAX_RETAINED_TASKS,
     headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    taskModules: list(env.TASK_MODULES),
+    workerMaxHeapMb: env.WORKER_MAX_HEAP_MB,
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

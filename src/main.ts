@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startTaskstream } from './server.ts';
 
@@ -12,7 +14,9 @@ try {
   throw error;
 }
 
-const taskstream = await startTaskstream(config).catch((error: unknown) => {
+// TASK_MODULES replaces the built-in task types with the named files.
+const taskModules = config.taskModules.map((file) => pathToFileURL(resolve(file)));
+const taskstream = await startTaskstream(config, taskModules.length > 0 ? { taskModules } : {}).catch((error: unknown) => {
   if (!(error instanceof ConfigError)) throw error;
   console.error(error.message);
   process.exit(2);

@@ -60,6 +60,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     maxWorkers: config.maxWorkers,
     maxQueue: config.maxQueue,
     cancelGraceMs: config.cancelGraceMs,
+    workerMaxHeapMb: config.workerMaxHeapMb,
     logger,
   });
   const service = new TaskService({

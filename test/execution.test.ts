@@ -359,10 +359,17 @@ describe('a task that fails', () => {
       code: 'worker_crashed',
       message: (text: string) => expect(text.length).toBeGreaterThan(0),
     },
+    {
+      type: 'exhausts_heap',
+      input: {},
+      env: { WORKER_MAX_HEAP_MB: '64' },
+      code: 'worker_crashed',
+      message: (text: string) => expect(text).toMatch(/memory limit/),
+    },
   ];
 
   it.each(cases)('$type → task_failed $code, no internals; other tasks and the service carry on', async (c) => {
-    const server = await serve({ MAX_WORKERS: '3' });
+    const server = await serve({ MAX_WORKERS: '3', ...c.env });
     // Two other tasks running the whole time: one held until we cancel it, one sample.
     const bystander = await startBlocker(server);
     const neighbour = await server.create({ type: 'sample', input: { steps: 10, step_ms: 50 } });

@@ -74,6 +74,28 @@ describe('graceful shutdown of the real process', () => {
   });
 });
 
+describe('task modules of the real process', () => {
+  let service: ServiceProcess | undefined;
+  afterEach(() => service?.kill());
+
+  it('runs the task types named in TASK_MODULES instead of the built-in ones', async () => {
+    service = await spawnService('source', { TASK_MODULES: 'test/fixtures/throws.ts, workers/tasks/sample.ts' });
+    const { task_types } = (await (await fetch(`${service.url}/api/task-types`)).json()) as { task_types: { type: string }[] };
+    expect(task_types.map((info) => info.type).sort()).toEqual(['sample', 'throws']);
+
+    const task = await create(service.url, { type: 'throws', input: { message: 'from a named module' } });
+    const stream = await SseClient.connect(`${service.url}${task.stream_url}`);
+    const events = await stream.untilEnd('the throws task to end', 20_000);
+    expect(events.at(-1)!.json.data.error).toEqual({ code: 'task_error', message: 'from a named module' });
+    const refused = await fetch(`${service.url}/api/tasks`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ type: 'primes', input: { limit: 10 } }),
+    });
+    expect(refused.status).toBe(422);
+  });
+});
+
 describe('probes, metrics and logs', () => {
   let server: TestServer | undefined;
   afterEach(async () => server?.close());

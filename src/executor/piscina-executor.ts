@@ -14,6 +14,8 @@ export interface PiscinaExecutorOptions {
   maxWorkers: number;
   maxQueue: number;
   cancelGraceMs: number;
+  /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
+  workerMaxHeapMb?: number | undefined;
   logger: Logger;
 }
 

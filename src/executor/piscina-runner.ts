@@ -14,6 +14,8 @@ export interface PiscinaRunnerOptions {
   /** Threads, so tasks running at once. */
   maxWorkers: number;
   cancelGraceMs: number;
+  /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
+  workerMaxHeapMb?: number | undefined;
   logger: Logger;
 }
 
@@ -74,6 +76,8 @@ export class PiscinaRunner {
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
       workerData,
+      // A thread past its limit is terminated: its task fails as worker_crashed, the pool replaces it.
+      ...(options.workerMaxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.workerMaxHeapMb } }),
       ...(needsLoader ? { execArgv: [...process.execArgv, '--import', tsxLoader()] } : {}),
     });
     this.#pool.on('message', (message: WorkerMessage) => this.#onMessage(message));

@@ -5,9 +5,18 @@ import { startTaskstream, type Taskstream } from '../../src/server.ts';
 import { builtInTaskModules } from '../../workers/tasks/index.ts';
 
 /** Test-only task types (see test/fixtures). */
-export const fixtureModules: URL[] = ['block', 'spin', 'ignore-cancel', 'throws', 'exits', 'bad-result', 'flood', 'gate', 'flaky'].map(
-  (name) => new URL(`../fixtures/${name}.ts`, import.meta.url),
-);
+export const fixtureModules: URL[] = [
+  'block',
+  'spin',
+  'ignore-cancel',
+  'throws',
+  'exits',
+  'exhausts-heap',
+  'bad-result',
+  'flood',
+  'gate',
+  'flaky',
+].map((name) => new URL(`../fixtures/${name}.ts`, import.meta.url));
 
 export interface TestServer extends Taskstream {
   /** fetch against the server: `api('/api/tasks', init)`. */
