@@ -36,7 +36,7 @@ export const SERVICE_ENV = {
 
 const settings = loadSettings();
 const started = performance.now();
-const log = (message: string) => process.stderr.write(`chaos: ${message}\n`);
+const log = (message: string) => process.stderr.write(`chaos ${((performance.now() - started) / 1000).toFixed(1)}s: ${message}\n`);
 log(`seed ${settings.seed}, ${settings.tasks} tasks, ${settings.lanes} lanes, deadline ${settings.deadlineMs} ms`);
 
 const random = new Random(settings.seed);
