@@ -62,6 +62,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     cancelGraceMs: config.cancelGraceMs,
     workerMaxHeapMb: config.workerMaxHeapMb,
     logger,
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   const service = new TaskService({
     store: new MemoryTaskStore(),

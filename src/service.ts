@@ -100,6 +100,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   #idleWaiters: (() => void)[] = [];
   /** Failed attempts waiting out their backoff before the next attempt is queued. */
   readonly #retryTimers = new Map<string, { timer: unknown; error: TaskError }>();
+  /**
+   * Cancels accepted while an attempt runs, by task. A cancel answered 202 wins whatever
+   * else was already stopping the attempt (its timeout, a shutdown): the attempt's outcome,
+   * when it comes, is replaced by `cancelled`, and the task is never retried.
+   */
+  readonly #cancelling = new Map<string, CancelReason>();
   /** Callers of waitForEnd(), by task. */
   readonly #endWaiters = new Map<string, Set<(record: TaskRecord | undefined) => void>>();
   readonly #idempotencyKeys = new IdempotencyKeys();
@@ -398,6 +404,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       this.#onFinished(taskId, { status: 'cancelled', reason });
       return;
     }
+    // The first cancel decides the reason; a later one (a shutdown after a request) adds nothing.
+    if (!this.#cancelling.has(taskId)) this.#cancelling.set(taskId, reason);
     this.#executor.cancel(taskId, reason);
   }
 
@@ -431,8 +439,11 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   #onFinished(taskId: string, outcome: ExecutionOutcome): void {
+    const cancelledAs = this.#cancelling.get(taskId);
+    this.#cancelling.delete(taskId);
     const record = this.#store.get(taskId);
     if (!record || isTerminal(record.status)) return;
+    if (cancelledAs !== undefined) outcome = { status: 'cancelled', reason: cancelledAs };
     this.#eta.reset(taskId);
     if (outcome.status === 'failed' && this.#shouldRetry(record, outcome.error)) {
       this.#scheduleRetry(record, outcome.error);
@@ -504,9 +515,9 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   #whenIdle(ms: number): Promise<boolean> {
     if (this.#active === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = Number.isFinite(ms) ? setTimeout(() => resolve(false), ms) : undefined;
+      const timer = Number.isFinite(ms) ? this.#clock.setTimeout(() => resolve(false), ms) : undefined;
       this.#idleWaiters.push(() => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         resolve(true);
       });
     });

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { errors } from '../errors.ts';
 import type { CancelReason } from '../events.ts';
+import type { Clock } from '../reaper.ts';
 import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorEventMap, SubmitOptions } from './executor.ts';
 import { JobQueue } from './job-queue.ts';
 import { PiscinaRunner, type RunListener } from './piscina-runner.ts';
@@ -17,6 +18,8 @@ export interface PiscinaExecutorOptions {
   /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
   workerMaxHeapMb?: number | undefined;
   logger: Logger;
+  /** Runs the timeout of each attempt; the system clock unless a test drives time. */
+  clock?: Clock;
 }
 
 interface Job {

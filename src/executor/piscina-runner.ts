@@ -4,6 +4,7 @@ import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { CancelFlag, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from '../../workers/protocol.ts';
 import type { CancelReason } from '../events.ts';
+import { systemClock, type Clock } from '../reaper.ts';
 import type { ExecutionOutcome, ExecutionRequest, ProgressReport } from './executor.ts';
 
 export interface PiscinaRunnerOptions {
@@ -17,6 +18,8 @@ export interface PiscinaRunnerOptions {
   /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
   workerMaxHeapMb?: number | undefined;
   logger: Logger;
+  /** Runs the timeout of each run; the system clock unless a test drives time. */
+  clock?: Clock;
 }
 
 /** Why a run is being stopped before it returns. */
@@ -39,7 +42,7 @@ interface Run {
   cancelFlag: Int32Array;
   abort: AbortController;
   stop?: StopReason;
-  timeoutTimer: NodeJS.Timeout;
+  timeoutTimer: unknown;
   graceTimer?: NodeJS.Timeout;
   /** The worker's return value; published only once `endSeen`. */
   outcome?: WorkerOutcome;
@@ -59,12 +62,14 @@ const tsxLoader = () => pathToFileURL(createRequire(import.meta.url).resolve('ts
 export class PiscinaRunner {
   readonly #pool: Piscina;
   readonly #options: PiscinaRunnerOptions;
+  readonly #clock: Clock;
   /** Runs in progress, by task id. */
   readonly #runs = new Map<string, Run>();
   #closed = false;
 
   constructor(options: PiscinaRunnerOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     const workerData: WorkerData = { taskModules: options.taskModules };
     // Node 20 cannot load a .ts worker by itself: give the thread tsx unless it inherits it.
     const needsLoader =
@@ -104,7 +109,10 @@ export class PiscinaRunner {
       listener,
       cancelFlag: new Int32Array(new SharedArrayBuffer(4)),
       abort: new AbortController(),
-      timeoutTimer: setTimeout(() => this.stop(request.taskId, { kind: 'timeout', timeoutMs: request.timeoutMs }), request.timeoutMs),
+      timeoutTimer: this.#clock.setTimeout(
+        () => this.stop(request.taskId, { kind: 'timeout', timeoutMs: request.timeoutMs }),
+        request.timeoutMs,
+      ),
       endSeen: false,
     };
     this.#runs.set(request.taskId, run);
@@ -131,15 +139,20 @@ export class PiscinaRunner {
 
   /**
    * Cancel or timeout: asks the task through shared memory, then terminates its thread after
-   * the grace period. `lost` terminates at once. The first stop decides the outcome.
+   * the grace period. `lost` terminates at once. The first stop decides the outcome, except
+   * that a cancel outranks a timeout already under way: the run then ends cancelled.
    * Returns false if the task is not running here.
    */
   stop(taskId: string, stop: StopReason): boolean {
     const run = this.#runs.get(taskId);
     if (!run) return false;
-    if (run.stop && stop.kind !== 'lost') return true;
+    if (run.stop && stop.kind !== 'lost') {
+      // The thread is already asked to stop and its grace timer runs: only the outcome changes.
+      if (run.stop.kind === 'timeout' && stop.kind === 'cancel') run.stop = stop;
+      return true;
+    }
     run.stop ??= stop;
-    clearTimeout(run.timeoutTimer);
+    this.#clock.clearTimeout(run.timeoutTimer);
     if (stop.kind === 'lost') {
       clearTimeout(run.graceTimer);
       run.abort.abort();
@@ -157,7 +170,7 @@ export class PiscinaRunner {
     if (this.#closed) return;
     this.#closed = true;
     for (const run of this.#runs.values()) {
-      clearTimeout(run.timeoutTimer);
+      this.#clock.clearTimeout(run.timeoutTimer);
       clearTimeout(run.graceTimer);
     }
     this.#runs.clear();
@@ -180,7 +193,7 @@ export class PiscinaRunner {
     const { taskId } = run.request;
     if (this.#runs.get(taskId) !== run) return;
     this.#runs.delete(taskId);
-    clearTimeout(run.timeoutTimer);
+    this.#clock.clearTimeout(run.timeoutTimer);
     clearTimeout(run.graceTimer);
     run.listener.finished(taskId, outcomeOf(run, crash));
   }

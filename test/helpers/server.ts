@@ -16,6 +16,7 @@ export const fixtureModules: URL[] = [
   'flood',
   'gate',
   'flaky',
+  'stall',
 ].map((name) => new URL(`../fixtures/${name}.ts`, import.meta.url));
 
 export interface TestServer extends Taskstream {
