@@ -33,9 +33,15 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
   });
   const queueWait = new Histogram({
     name: 'taskstream_task_queue_wait_seconds',
-    help: 'Time from creation to start',
+    help: 'Time from creation to the first start',
     labelNames: ['type'],
     buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const attempts = new Counter({
+    name: 'taskstream_task_attempts_total',
+    help: 'Attempts started, by type: a task retried twice counts three',
+    labelNames: ['type'],
     registers: [registry],
   });
   const events = new Counter({
@@ -87,10 +93,14 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
 
   const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
   service.on('transition', (record) => {
+    // A failed attempt that will be retried goes back to `queued` (attempt ≥ 1) and starts
+    // again: those are attempts, not new tasks, and the task's wait in the queue ended at
+    // its first start.
     if (record.status === 'queued') {
-      tasksCreated.inc({ type: record.type });
+      if (record.attempt === 0) tasksCreated.inc({ type: record.type });
     } else if (record.status === 'running') {
-      queueWait.observe({ type: record.type }, seconds(record.created_at, record.started_at!));
+      attempts.inc({ type: record.type });
+      if (record.attempt === 1) queueWait.observe({ type: record.type }, seconds(record.created_at, record.started_at!));
     } else {
       tasksEnded.inc({ type: record.type, status: record.status });
       const ran = record.started_at ? seconds(record.started_at, record.finished_at!) : 0;

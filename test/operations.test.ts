@@ -138,6 +138,23 @@ describe('probes, metrics and logs', () => {
     open.close();
   });
 
+  it('counts a retried task once as created and once in the queue wait, and each attempt on its own', async () => {
+    server = await startTestServer();
+    const task = await server.create({ type: 'throws', input: {}, max_attempts: 3, retry_backoff_ms: 0 });
+    const events = await (await SseClient.connect(`${server.url}${task.stream_url}`)).untilEnd('three attempts to fail');
+    expect(events.filter((event) => event.event === 'task_started')).toHaveLength(3);
+
+    const text = await (await server.api('/metrics')).text();
+    const value = (series: string) => {
+      const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(value('taskstream_tasks_created_total{type="throws"}')).toBe(1);
+    expect(value('taskstream_task_queue_wait_seconds_count{type="throws"}')).toBe(1);
+    expect(value('taskstream_task_attempts_total{type="throws"}')).toBe(3);
+    expect(value('taskstream_tasks_total{type="throws",status="failed"}')).toBe(1);
+  });
+
   it('logs one line per request without its query string, and one per task transition', async () => {
     const lines: Record<string, any>[] = [];
     const sink = new Writable({
