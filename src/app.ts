@@ -99,7 +99,7 @@ export function createApp(options: AppOptions) {
       streamTokens: keyring.enabled ? streamTokens : undefined,
     }),
   );
-  app.route('/api', eventRoutes({ service, hub }));
+  app.route('/api', eventRoutes({ service, hub, streamTokens: keyring.enabled ? streamTokens : undefined }));
   app.route('/api', streamTokenRoutes({ service, tokens: streamTokens }));
   app.route('/', healthRoutes({ isReady, metrics }));
   app.route('/', dashboardRoutes());

@@ -248,6 +248,30 @@ describe('stream tokens', () => {
     expect(replayed.at(-1)!.event).toBe('task_completed');
   });
 
+  it('gives the snapshot in task_created on the all-tasks stream a stream_url with its token, live and replayed', async () => {
+    server = await startTestServer({ API_KEYS });
+    const all = await SseClient.connect(`${server.url}/api/events`, bearer('alice'));
+    expect(all.response.status).toBe(200);
+    const task = await createAs('alice', { type: 'sample', input: { steps: 1, step_ms: 0 } });
+    const created = (await all.waitFor((events) => events.some((event) => event.event === 'task_created'), 'task_created'))
+      .find((event) => event.event === 'task_created')!;
+    all.close();
+    const url: string = created.json.data.task.stream_url;
+    expect(url).toMatch(new RegExp(`^/api/tasks/${task.task_id}/events\\?token=st1\\.`));
+    // It opens the task's stream with no headers, as EventSource would.
+    const events = await (await SseClient.connect(`${server.url}${url}`)).untilEnd('the task stream opened by its token');
+    expect(events.at(-1)!.event).toBe('task_completed');
+
+    // A client resuming the all-tasks stream gets the same kind of snapshot in the replay.
+    const before = Number(created.id) - 1;
+    const resumed = await SseClient.connect(`${server.url}/api/events`, { ...bearer('alice'), 'last-event-id': String(before) });
+    const replayed = await resumed.waitFor((got) => got.some((event) => event.event === 'task_created'), 'the replayed task_created');
+    resumed.close();
+    const again = replayed.find((event) => event.event === 'task_created')!;
+    expect(again.id).toBe(created.id);
+    expect(again.json.data.task.stream_url).toMatch(/\?token=st1\./);
+  });
+
   it('refuses a token once it has expired', () => {
     let now = 1_000_000;
     const tokens = new StreamTokens({ secret: '', ttlMs: 1000, now: () => now });

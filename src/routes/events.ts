@@ -1,6 +1,7 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
+import type { StreamTokens } from '../auth/stream-tokens.ts';
 import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
 import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
@@ -16,6 +17,8 @@ import { validationHook } from './validation.ts';
 export interface EventRoutesOptions {
   service: TaskService;
   hub: SseHub;
+  /** Set when authentication is on: the snapshot in task_created then carries a stream token. */
+  streamTokens?: StreamTokens | undefined;
 }
 
 const EVENT_ID = /^\d{1,16}$/;
@@ -46,12 +49,36 @@ const lastEventIdQuery = z
   .optional()
   .describe('Same as the Last-Event-ID header, for clients that cannot set headers');
 
+const sendFrame = (stream: SseStream, logged: LoggedEvent, frame: string) =>
+  stream.send(frame, logged.event.task_id, logged.event.event_type === 'progress_update');
 const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multiplexed') =>
-  stream.send(frameOf(logged, kind), logged.event.task_id, logged.event.event_type === 'progress_update');
+  sendFrame(stream, logged, frameOf(logged, kind));
 
 /** Per-task and multiplexed Server-Sent Events streams. */
-export function eventRoutes({ service, hub }: EventRoutesOptions) {
+export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) {
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
+
+  /**
+   * With authentication on, every snapshot's stream_url carries a stream token, so the one
+   * in task_created does too. Only the task's owner sees the event, so one token per event
+   * serves every stream that carries it; it is minted again once half its life is gone.
+   */
+  const tokened = new WeakMap<LoggedEvent, { frame: string; renewAt: number }>();
+  const multiplexedFrame = (logged: LoggedEvent): string => {
+    const { event } = logged;
+    if (!streamTokens || event.event_type !== 'task_created' || logged.owner === null) {
+      return frameOf(logged, 'multiplexed');
+    }
+    const now = Date.now();
+    const cached = tokened.get(logged);
+    if (cached && cached.renewAt > now) return cached.frame;
+    const { token, expiresAt } = streamTokens.mint(logged.owner, [event.task_id]);
+    const task = { ...event.data.task, stream_url: `${event.data.task.stream_url}?token=${token}` };
+    const frame = `id: ${logged.position}\nevent: ${event.event_type}\ndata: ${JSON.stringify({ ...event, data: { task } })}\n\n`;
+    tokened.set(logged, { frame, renewAt: now + (expiresAt - now) / 2 });
+    return frame;
+  };
+  const sendMultiplexed = (stream: SseStream, logged: LoggedEvent) => sendFrame(stream, logged, multiplexedFrame(logged));
   // A stream is written straight to the socket: HEAD would answer it twice.
   app.use('/events', refuseHead);
   app.use('/tasks/:task_id/events', refuseHead);
@@ -168,13 +195,13 @@ export function eventRoutes({ service, hub }: EventRoutesOptions) {
       if (taskIds === undefined) {
         const subscription = service.subscribeAll(
           afterPosition,
-          { deliver: (logged) => stream && sendEvent(stream, logged, 'multiplexed'), removed: () => {} },
+          { deliver: (logged) => stream && sendMultiplexed(stream, logged), removed: () => {} },
           caller.owner,
         );
         stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
-        stream.replay(subscription.history, (logged) => sendEvent(stream!, logged, 'multiplexed'));
+        stream.replay(subscription.history, (logged) => sendMultiplexed(stream!, logged));
         return RESPONSE_ALREADY_SENT as never;
       }
 
