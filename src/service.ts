@@ -320,6 +320,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       records,
       subscription: {
         history,
+        newest: Math.max(...subscriptions.map((subscription) => subscription.newest)),
         unsubscribe: () => subscriptions.forEach((subscription) => subscription.unsubscribe()),
       },
     };

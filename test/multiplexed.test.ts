@@ -131,6 +131,26 @@ describe('the multiplexed stream', () => {
     }
   });
 
+  it('refuses a resume point past the last event it sent with 400 invalid_request, with or without task_id', async () => {
+    server = await startTestServer();
+    const all = await connect('/api/events');
+    const task = await server.create({ type: 'sample', input: { steps: 1, step_ms: 0 } });
+    await all.waitFor((events) => endedCount(events, task.task_id) === 1, 'the task to end');
+    const last = Number(all.events.at(-1)!.id);
+    for (const path of ['/api/events', `/api/events?task_id=${task.task_id}`]) {
+      for (const unsent of [last + 1, last + 1_000_000]) {
+        const response = await server.api(path, { headers: { 'last-event-id': String(unsent) } });
+        expect(response.status, `${path} after ${unsent}`).toBe(400);
+        expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        const problem: any = await response.json();
+        expect(problem).toMatchObject({ code: 'invalid_request', detail: 'Last-Event-ID must be an event id this stream sent' });
+        expect(problem.errors).toEqual([{ pointer: '/last-event-id', detail: expect.any(String) }]);
+      }
+    }
+    // The last one sent still resumes (nothing more to send for the ended task: 204).
+    expect((await server.api(`/api/events?task_id=${task.task_id}`, { headers: { 'last-event-id': String(last) } })).status).toBe(204);
+  });
+
   it('answers 404 when none of the chosen tasks exists, and skips unknown ones otherwise', async () => {
     server = await startTestServer();
     const missing = await server.api('/api/events?task_id=00000000-0000-7000-8000-000000000000');

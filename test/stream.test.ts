@@ -231,6 +231,40 @@ describe('resuming a stream', () => {
   });
 });
 
+describe('a Last-Event-ID the stream never sent', () => {
+  const MESSAGE = 'Last-Event-ID must be an event id this stream sent';
+
+  it('is refused with 400 invalid_request at the header or the query parameter, on a running or ended task', async () => {
+    const server = await serve();
+    const running = await server.create({ type: 'block', input: { progress: 1 } });
+    const live = await connect(server, running.stream_url);
+    await live.waitFor((events) => events.length === 2, 'task_started and the progress (ids 1-2)');
+    const ended = await server.create({ type: 'sample', input: { steps: 1, step_ms: 0 } });
+    const sent = (await (await connect(server, ended.stream_url)).untilEnd()).length;
+
+    for (const [task, last] of [[running, 2], [ended, sent]] as const) {
+      for (const unsent of [last + 1, 999]) {
+        const byHeader = await expectProblem(
+          await server.api(task.stream_url, { headers: { 'last-event-id': String(unsent) } }),
+          400,
+          'invalid_request',
+        );
+        expect(byHeader.detail).toBe(MESSAGE);
+        expect(byHeader.errors).toEqual([{ pointer: '/last-event-id', detail: expect.stringContaining(String(last)) }]);
+        const byQuery = await expectProblem(await server.api(`${task.stream_url}?last_event_id=${unsent}`), 400, 'invalid_request');
+        expect(byQuery.errors).toEqual([{ pointer: '/last_event_id', detail: expect.stringContaining(String(last)) }]);
+      }
+    }
+    // The last id it did send still resumes: a live stream, and 204 after the terminal event.
+    const resumed = await connect(server, running.stream_url, { 'last-event-id': '2' });
+    expect(resumed.response.status).toBe(200);
+    resumed.close();
+    expect((await server.api(ended.stream_url, { headers: { 'last-event-id': String(sent) } })).status).toBe(204);
+    live.close();
+    await until(noStreamsLeft(server), 'the refused resumes to leave no subscription');
+  });
+});
+
 describe('subscribers', () => {
   it('gives each of two subscribers every event, with the same ids', async () => {
     const server = await serve();

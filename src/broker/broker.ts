@@ -25,6 +25,12 @@ export interface Subscriber {
 export interface Subscription {
   /** Retained events after the resume point, oldest first; live ones follow via deliver(). */
   readonly history: readonly LoggedEvent[];
+  /**
+   * The newest id handed out so far on this kind of stream: the task's last seq (for a
+   * `{ seq }` resume point), else the last service-wide position. A resume point past it
+   * was never sent.
+   */
+  readonly newest: number;
   unsubscribe(): void;
 }
 

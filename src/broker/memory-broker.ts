@@ -70,7 +70,8 @@ export class MemoryBroker implements Broker {
         : log.events.slice(firstAfter(log.events, after.position, (logged) => logged.position));
     // Publishing is synchronous, so nothing can slip in between reading history and adding.
     log.subscribers.add(subscriber);
-    return this.#track(history, () => log.subscribers.delete(subscriber));
+    const newest = 'seq' in after ? log.lastSeq : this.#lastPosition;
+    return this.#track(history, newest, () => log.subscribers.delete(subscriber));
   }
 
   subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription {
@@ -83,7 +84,7 @@ export class MemoryBroker implements Broker {
       if (complete) history = this.#global.slice(firstAfter(this.#global, afterPosition, (logged) => logged.position));
     }
     this.#allSubscribers.add(subscriber);
-    return { ...this.#track(history, () => this.#allSubscribers.delete(subscriber)), complete };
+    return { ...this.#track(history, this.#lastPosition, () => this.#allSubscribers.delete(subscriber)), complete };
   }
 
   drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): void {
@@ -119,11 +120,12 @@ export class MemoryBroker implements Broker {
     return logged;
   }
 
-  #track(history: LoggedEvent[], remove: () => boolean): Subscription {
+  #track(history: LoggedEvent[], newest: number, remove: () => boolean): Subscription {
     this.#subscriberCount++;
     let active = true;
     return {
       history,
+      newest,
       unsubscribe: () => {
         if (!active) return;
         active = false;

@@ -2,7 +2,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import type { StreamTokens } from '../auth/stream-tokens.ts';
-import type { LoggedEvent, Subscriber } from '../broker/broker.ts';
+import type { LoggedEvent, Subscriber, Subscription } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
 import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
 import { refuseHead } from '../http/allowed-methods.ts';
@@ -24,17 +24,37 @@ export interface EventRoutesOptions {
 const EVENT_ID = /^\d{1,16}$/;
 const MAX_FILTER_IDS = 100;
 
+const UNSENT_ID = 'Last-Event-ID must be an event id this stream sent';
+
+/** Where a client asks to resume, and which of the two places it said so. */
+interface ResumePoint {
+  after: number;
+  pointer: '/last-event-id' | '/last_event_id';
+}
+
 /** The id to resume after: the Last-Event-ID header, else the last_event_id query parameter. */
-function resumeAfter(header: string | undefined, query: string | undefined): number | undefined {
+function resumeAfter(header: string | undefined, query: string | undefined): ResumePoint | undefined {
   const raw = header ?? query;
   if (raw === undefined || raw === '') return undefined;
+  const pointer = header !== undefined ? '/last-event-id' : '/last_event_id';
   if (!EVENT_ID.test(raw)) {
-    const pointer = header !== undefined ? '/last-event-id' : '/last_event_id';
-    throw new AppError('invalid_request', 'Last-Event-ID must be an event id this stream sent', {
+    throw new AppError('invalid_request', UNSENT_ID, {
       errors: [{ pointer, detail: `expected a non-negative integer, got ${JSON.stringify(raw)}` }],
     });
   }
-  return Number(raw);
+  return { after: Number(raw), pointer };
+}
+
+/**
+ * Refuses a resume point past the newest id the stream has sent: the client did not get it
+ * from this stream, and resuming there would skip every event up to it.
+ */
+function assertSent(resume: ResumePoint | undefined, subscription: Subscription): void {
+  if (resume === undefined || resume.after <= subscription.newest) return;
+  subscription.unsubscribe();
+  throw new AppError('invalid_request', UNSENT_ID, {
+    errors: [{ pointer: resume.pointer, detail: `this stream has sent ids up to ${subscription.newest}, not ${resume.after}` }],
+  });
 }
 
 const resumeHeaders = z.object({
@@ -114,7 +134,8 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
     }),
     (c) => {
       const { task_id: taskId } = c.req.valid('param');
-      const afterSeq = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id')) ?? 0;
+      const resume = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
+      const afterSeq = resume?.after ?? 0;
       const caller = c.get('caller');
       assertStreamScope(caller, [taskId]);
       hub.assertCapacity(caller.owner);
@@ -132,6 +153,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         { deliver, removed: () => stream?.end() },
         caller.owner,
       );
+      assertSent(resume, subscription);
 
       if (isTerminal(record.status) && subscription.history.length === 0) {
         // The client already has the terminal event: 204 stops EventSource reconnecting.
@@ -184,7 +206,8 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
     }),
     (c) => {
       const { task_id } = c.req.valid('query');
-      const afterPosition = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
+      const resume = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
+      const afterPosition = resume?.after;
       const caller = c.get('caller');
       // A token for chosen tasks streams those when the request names none.
       const taskIds = task_id === undefined ? caller.scope?.taskIds ?? undefined : [task_id].flat();
@@ -198,6 +221,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
           { deliver: (logged) => stream && sendMultiplexed(stream, logged), removed: () => {} },
           caller.owner,
         );
+        assertSent(resume, subscription);
         stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
@@ -217,6 +241,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       };
       const subscriber: Subscriber = { deliver, removed: deliver };
       const { records, subscription } = service.subscribeMany(taskIds, afterPosition ?? 0, subscriber, caller.owner);
+      assertSent(resume, subscription);
       for (const record of records) open.add(record.task_id);
       const pendingTerminal = (record: (typeof records)[number]) =>
         !isTerminal(record.status) ||
