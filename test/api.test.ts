@@ -190,6 +190,9 @@ describe('validation errors', () => {
       [{ type: 'primes', input: {} }, ['/input/limit']],
       [{ type: 'primes', input: { limit: 1 } }, ['/input/limit']],
       [{ type: 'csv_stats', input: { csv: 'a', delimiter: ';;' } }, ['/input/delimiter']],
+      // The quote and line breaks already mean something in CSV.
+      [{ type: 'csv_stats', input: { csv: 'a', delimiter: '"' } }, ['/input/delimiter']],
+      [{ type: 'csv_stats', input: { csv: 'a', delimiter: '\n' } }, ['/input/delimiter']],
       [{ type: 'sample', input: 'steps=5' }, ['/input']],
     ];
     for (const [body, expected] of cases) {
@@ -550,6 +553,19 @@ describe('built-in task types do real work', () => {
       columns: [
         { name: 'column_1', values: 2, empty: 0, numeric: 2, min: 1, max: 3, mean: 2 },
         { name: 'column_2', values: 1, empty: 1, numeric: 1, min: 2, max: 2, mean: 2 },
+      ],
+    });
+  });
+
+  it('csv_stats splits on a delimiter outside the basic plane (one character, two UTF-16 units)', async () => {
+    server = await startTestServer();
+    const csv = ['city😀population', 'Oslo😀709037', '"Bergen😀West"😀291940', ''].join('\n');
+    const snapshot = await ended(await server.create({ type: 'csv_stats', input: { csv, delimiter: '😀' } }));
+    expect(snapshot.result).toEqual({
+      rows: 2,
+      columns: [
+        { name: 'city', values: 2, empty: 0, numeric: 0, min: null, max: null, mean: null },
+        { name: 'population', values: 2, empty: 0, numeric: 2, min: 291940, max: 709037, mean: (709037 + 291940) / 2 },
       ],
     });
   });

@@ -3,8 +3,14 @@ import { defineTask } from '../define.ts';
 
 const ROWS_PER_PROGRESS = 10_000;
 
-/** Splits CSV text into records (RFC 4180: quoted fields, doubled quotes, CRLF or LF). */
+/**
+ * Splits CSV text into records (RFC 4180: quoted fields, doubled quotes, CRLF or LF). The
+ * delimiter is one character, which outside the basic plane is two UTF-16 units: it is
+ * matched as a whole, never against a single unit.
+ */
 function* parseCsv(text: string, delimiter: string): Generator<string[]> {
+  const isDelimiter =
+    delimiter.length === 1 ? (i: number) => text[i] === delimiter : (i: number) => text.startsWith(delimiter, i);
   let field = '';
   let record: string[] = [];
   let quoted = false;
@@ -21,9 +27,10 @@ function* parseCsv(text: string, delimiter: string): Generator<string[]> {
       }
     } else if (char === '"' && field === '') {
       quoted = true;
-    } else if (char === delimiter) {
+    } else if (isDelimiter(i)) {
       record.push(field);
       field = '';
+      i += delimiter.length - 1;
     } else if (char === '\n' || char === '\r') {
       if (char === '\r' && text[i + 1] === '\n') i++;
       record.push(field);
@@ -66,7 +73,12 @@ export default defineTask({
     'Profiles CSV text: per column, how many cells are filled, empty and numeric, and the min, max and mean of the numeric ones.',
   input: z.strictObject({
     csv: z.string().min(1).describe('The CSV text (RFC 4180)'),
-    delimiter: z.string().length(1).default(',').describe('Field separator'),
+    delimiter: z
+      .string()
+      .length(1) // counts characters (code points), not UTF-16 units: '😀' is one
+      .refine((char) => !['"', '\r', '\n'].includes(char), 'must not be a quote or a line break')
+      .default(',')
+      .describe('Field separator: one character, not `"` or a line break'),
     header: z.boolean().default(true).describe('Whether the first record names the columns'),
   }),
   result: z.object({ rows: z.int(), columns: z.array(ColumnStats) }),
@@ -85,7 +97,7 @@ export default defineTask({
     let first = true;
     let consumed = 0;
     for (const record of parseCsv(csv, delimiter)) {
-      consumed += record.reduce((length, cell) => length + cell.length + 1, 0);
+      consumed += record.reduce((length, cell) => length + cell.length + delimiter.length, 0);
       if (first && header) {
         record.forEach((name, index) => (column(index).name = name.trim() || `column_${index + 1}`));
         first = false;
