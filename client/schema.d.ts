@@ -422,7 +422,7 @@ export interface components {
                 /** @description The CSV text (RFC 4180) */
                 csv: string;
                 /**
-                 * @description Field separator
+                 * @description Field separator: one character, not `"` or a line break
                  * @default ,
                  */
                 delimiter?: string;
@@ -643,7 +643,7 @@ export interface components {
                 /** @description The CSV text (RFC 4180) */
                 csv: string;
                 /**
-                 * @description Field separator
+                 * @description Field separator: one character, not `"` or a line break
                  * @default ,
                  */
                 delimiter?: string;
