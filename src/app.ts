@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
@@ -12,6 +11,7 @@ import { authenticate, type AuthEnv } from './http/auth.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
 import { requestLogger } from './logging.ts';
+import { toOpenApiYaml } from './openapi-yaml.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -50,9 +50,6 @@ export const OPENAPI_INFO = {
       'Runs long tasks in a worker-thread pool and streams their progress over Server-Sent Events.',
   },
 } as const;
-
-// From source: the committed file at the root; compiled: the copy at dist/openapi.yaml.
-const openapiFile = new URL('../openapi.yaml', import.meta.url);
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
@@ -105,9 +102,10 @@ export function createApp(options: AppOptions) {
   app.route('/', dashboardRoutes());
   app.route('/', docsRoutes());
 
+  // Generated from the loaded task types on first use, so it describes the user's own ones.
   let openapiYaml: string | undefined;
   app.get('/openapi.yaml', (c) => {
-    openapiYaml ??= readFileSync(openapiFile, 'utf8');
+    openapiYaml ??= toOpenApiYaml(openApiDocument(app));
     return c.body(openapiYaml, 200, { 'content-type': 'application/yaml; charset=utf-8' });
   });
 

@@ -52,7 +52,7 @@ export const EnvSchema = z.object({
   TASK_MODULES: z
     .string()
     .default('')
-    .describe('Comma-separated task type modules (files, relative to the working directory) to run instead of the built-in types'),
+    .describe('Comma-separated task modules (files, or directories of .js, .mjs and .ts files, relative to the working directory) to run instead of the built-in types'),
   WORKER_MAX_HEAP_MB: integer(16, 1_048_576)
     .optional()
     .describe("Heap limit of each worker thread in MiB; a task past it fails with worker_crashed. V8's default when unset"),

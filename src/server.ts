@@ -49,8 +49,29 @@ export interface Taskstream {
   close(): Promise<void>;
 }
 
-/** Builds the in-memory service (one process, nothing else to start) and listens. */
-export async function startTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<Taskstream> {
+/** The service and its HTTP app, built but not listening: see buildTaskstream. */
+export interface TaskstreamCore {
+  readonly config: Config;
+  readonly service: TaskService;
+  readonly registry: TaskRegistry;
+  readonly app: ReturnType<typeof createApp>;
+  readonly hub: SseHub;
+  readonly logger: Logger;
+  /**
+   * Refuses new tasks and streams, lets running tasks finish for `graceMs`, cancels what is
+   * left (reason `shutdown`), and ends every stream after its terminal event.
+   */
+  drain(graceMs: number): Promise<void>;
+  /** Ends open streams and stops the workers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the in-memory service (one process, nothing else to start) and its HTTP app,
+ * without listening: the app can be served by startTaskstream or mounted in another app.
+ * Task modules are all loaded before anything starts: a bad one throws a TaskModuleError.
+ */
+export async function buildTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<TaskstreamCore> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const keyring = loadKeyring(config);
   const registry = await TaskRegistry.load(options.taskModules ?? builtInTaskModules);
@@ -100,6 +121,26 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     adminOwners: config.adminOwners,
   });
 
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      hub.close();
+      await service.close();
+    })());
+  const drain = async (graceMs: number) => {
+    await service.drain(graceMs);
+    // Every task has ended, so every task stream has written its terminal event and
+    // ended itself; what is left is ended here.
+    hub.endAll();
+  };
+  return { config, service, registry, app, hub, logger, drain, close };
+}
+
+/** Builds the in-memory service and listens on `config.host`:`config.port`. */
+export async function startTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<Taskstream> {
+  const core = await buildTaskstream(config, options);
+  const { service, registry, app, hub, logger } = core;
   const server = await new Promise<ServerType>((resolve, reject) => {
     const listening = serve(
       {
@@ -118,6 +159,10 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
       () => resolve(listening),
     );
     listening.once('error', reject);
+  }).catch(async (error: unknown) => {
+    // Nothing is left half-started: a port in use also stops the workers.
+    await core.close();
+    throw error;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -127,8 +172,7 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      hub.close();
-      await service.close();
+      await core.close();
       await closeServer(server, 0);
     })());
 
@@ -137,10 +181,8 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
     (shuttingDown ??= (async () => {
       const started = performance.now();
       logger.info({ graceMs }, 'shutting down');
-      await service.drain(graceMs);
-      // Every task has ended, so every task stream has written its terminal event and
-      // ended itself; what is left is ended here and flushed before sockets close.
-      hub.endAll();
+      await core.drain(graceMs);
+      // Ended responses are flushed before sockets close.
       await closeServer(server, SOCKET_FLUSH_MS);
       await close();
       logger.info({ durationMs: Math.round(performance.now() - started) }, 'shut down');

@@ -71,9 +71,10 @@ export class PiscinaRunner {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     const workerData: WorkerData = { taskModules: options.taskModules };
-    // Node 20 cannot load a .ts worker by itself: give the thread tsx unless it inherits it.
-    const needsLoader =
-      options.workerUrl.pathname.endsWith('.ts') && !process.execArgv.some((arg) => arg.includes('tsx'));
+    // Node 20 cannot load a .ts worker or a .ts task module by itself: give the thread tsx
+    // unless it inherits it.
+    const typeScript = [options.workerUrl.href, ...Object.values(options.taskModules)].some((url) => /\.[cm]?ts$/.test(url));
+    const needsLoader = typeScript && !process.execArgv.some((arg) => arg.includes('tsx'));
     this.#pool = new Piscina({
       filename: options.workerUrl.href,
       minThreads: options.maxWorkers,

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import type { TaskDefinition } from '../../workers/define.ts';
+import { TaskModuleError } from './task-module-error.ts';
+import { displayName, isTypeScript } from './task-modules.ts';
+import { registerTypeScriptLoader } from './typescript-loader.ts';
 
 export interface TaskTypeInfo {
   type: string;
@@ -25,17 +28,30 @@ export class TaskRegistry {
     this.#moduleUrls = moduleUrls;
   }
 
+  /**
+   * Imports each module and reads its default export. Any module that fails to import,
+   * exports no `defineTask(...)` declaration, or repeats a type name stops the load with a
+   * TaskModuleError naming its file, before anything else starts.
+   */
   static async load(moduleUrls: readonly URL[]): Promise<TaskRegistry> {
+    if (moduleUrls.some(isTypeScript)) await registerTypeScriptLoader();
     const definitions = new Map<string, TaskDefinition>();
     const urls: Record<string, string> = {};
     for (const url of moduleUrls) {
-      const module = (await import(url.href)) as { default?: TaskDefinition };
-      const definition = module.default;
-      if (!definition?.type || typeof definition.run !== 'function') {
-        throw new TypeError(`${url.href} must default-export a defineTask(...) declaration`);
+      const file = displayName(url);
+      let module: { default?: unknown };
+      try {
+        module = (await import(url.href)) as { default?: unknown };
+      } catch (error) {
+        throw new TaskModuleError(file, `failed to import: ${(error as Error)?.message ?? String(error)}`, { cause: error });
       }
-      if (definitions.has(definition.type)) {
-        throw new TypeError(`task type ${definition.type} is declared twice (${url.href})`);
+      const definition = module.default;
+      if (!isTaskDefinition(definition)) {
+        throw new TaskModuleError(file, 'must default-export a defineTask(...) declaration (export default defineTask({ type, input, result, run }))');
+      }
+      const earlier = urls[definition.type];
+      if (earlier !== undefined) {
+        throw new TaskModuleError(file, `declares task type "${definition.type}", already declared by ${displayName(earlier)}`);
       }
       definitions.set(definition.type, definition);
       urls[definition.type] = url.href;
@@ -146,3 +162,16 @@ function taskOptions(maxTimeoutMs: number) {
 }
 
 const pascal = (name: string) => name.replace(/(^|_)(\w)/g, (_, __, c: string) => c.toUpperCase());
+
+const isSchema = (value: unknown) => typeof (value as { safeParse?: unknown })?.safeParse === 'function';
+
+/** Any copy of defineTask makes this shape: the check cannot rely on one module instance. */
+function isTaskDefinition(value: unknown): value is TaskDefinition {
+  const definition = value as Partial<TaskDefinition> | null | undefined;
+  return (
+    typeof definition?.type === 'string' &&
+    typeof definition.run === 'function' &&
+    isSchema(definition.input) &&
+    isSchema(definition.result)
+  );
+}

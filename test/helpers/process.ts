@@ -24,8 +24,9 @@ export interface ServiceProcess {
 export async function spawnService(
   entry: 'source' | 'dist',
   env: Record<string, string> = {},
+  cliArgs: readonly string[] = [],
 ): Promise<ServiceProcess> {
-  const args = entry === 'source' ? ['--import', tsxLoader, 'src/main.ts'] : ['dist/src/main.js'];
+  const args = [...(entry === 'source' ? ['--import', tsxLoader, 'src/main.ts'] : ['dist/src/main.js']), ...cliArgs];
   const child = spawn(process.execPath, args, {
     cwd: projectRoot,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
@@ -60,4 +61,29 @@ export async function spawnService(
     20_000,
   );
   return { child, url, logs, stderr: () => stderr, exited, kill: () => child.kill('SIGKILL') };
+}
+
+/** Runs the command line from source to its end: its exit code and output. */
+export async function runCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | string; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', tsxLoader, 'src/main.ts', ...args], {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  try {
+    const code = await withTimeout(exited, `taskstream ${args.join(' ')} to exit`, 20_000);
+    return { code, stdout, stderr };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 }
