@@ -196,5 +196,5 @@ describe('compiled build', () => {
     const spec = await fetch(`${service.url}/openapi.yaml`);
     expect(spec.status).toBe(200);
     expect(await spec.text()).toMatch(/^openapi: 3\.1\.0/);
-  }, 60_000);
+  }, 180_000);
 });
