@@ -55,11 +55,18 @@ export async function spawnService(
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
-  const url = await withTimeout(
-    Promise.race([listening, exited.then((code) => Promise.reject(new Error(`service exited (${code}): ${stderr}`)))]),
-    'the service to log "listening"',
-    20_000,
-  );
+  let url: string;
+  try {
+    url = await withTimeout(
+      Promise.race([listening, exited.then((code) => Promise.reject(new Error(`service exited (${code}): ${stderr}`)))]),
+      'the service to log "listening"',
+      20_000,
+    );
+  } catch (error) {
+    // The caller never gets a handle to kill: a slow start must not leave a server behind.
+    child.kill('SIGKILL');
+    throw error;
+  }
   return { child, url, logs, stderr: () => stderr, exited, kill: () => child.kill('SIGKILL') };
 }
 
