@@ -1,5 +1,6 @@
-import createClient, { type Client, type ClientOptions } from 'openapi-fetch';
+import createFetchClient, { type Client, type ClientOptions as FetchClientOptions } from 'openapi-fetch';
 import type { components, paths } from './schema.d.ts';
+import { watchAllTasks, watchTask, type ResyncEvent, type StreamEvent, type StreamSource, type WatchOptions } from './watch.ts';
 
 // schema.d.ts is generated from openapi.yaml by `npm run client`; never edit it by hand.
 type Schemas = components['schemas'];
@@ -19,16 +20,60 @@ export type BatchCreateRequest = Schemas['BatchCreateRequest'];
 /** One result per item, in request order: the task, or why that item was not created. */
 export type BatchCreateResult = Schemas['BatchCreateResult'];
 
-export type { components, paths };
-export type TaskstreamClient = Client<paths>;
+export type { components, paths, ResyncEvent, StreamEvent, WatchOptions };
+export { WatchError } from './watch.ts';
+
+export interface ClientOptions extends Omit<FetchClientOptions, 'baseUrl'> {
+  /** Sent as `Authorization: Bearer <key>` on every call and stream. */
+  apiKey?: string;
+  /** A stream token (from a task's `stream_url` or `POST /api/stream-tokens`): opens streams only. */
+  streamToken?: string;
+  /** Wait before reconnecting a dropped stream when the server sent no `retry:` hint (1000 ms). */
+  reconnectDelayMs?: number;
+  /** Consecutive failed connections after which a watch gives up and throws (10). */
+  maxReconnects?: number;
+}
+
+export type TaskstreamClient = Client<paths> & {
+  /**
+   * A task's events, typed, over SSE: the retained history then live events, ending after
+   * the terminal event. A dropped connection is resumed with `Last-Event-ID`: no event is
+   * missed or repeated. Throws a WatchError for an answer that is not a stream (404: unknown task).
+   */
+  watch(taskId: string, options?: WatchOptions): AsyncGenerator<TaskEvent>;
+  /**
+   * The multiplexed stream: with `taskIds`, those tasks' events, ending once each has ended;
+   * without, every task's events (and `task_created`, `task_removed`, `resync`) until
+   * `signal` aborts or the loop breaks.
+   */
+  watchAll(options?: WatchOptions & { taskIds?: readonly string[] }): AsyncGenerator<StreamEvent | ResyncEvent>;
+};
 
 /**
- * A client whose paths, parameters, bodies and answers are typed from openapi.yaml. Each call
- * resolves to `{ data, response }` on success or `{ error, response }` with the Problem.
+ * A client whose paths, parameters, bodies and answers are typed from openapi.yaml. Each
+ * call resolves to `{ data, response }` on success or `{ error, response }` with the
+ * Problem. Works wherever `fetch` and web streams do: Node 20 and browsers.
  */
-export function createTaskstreamClient(
-  baseUrl: string,
-  options: Omit<ClientOptions, 'baseUrl'> = {},
-): TaskstreamClient {
-  return createClient<paths>({ ...options, baseUrl });
+export function createClient(baseUrl: string, options: ClientOptions = {}): TaskstreamClient {
+  const { apiKey, streamToken, reconnectDelayMs = 1000, maxReconnects = 10, ...fetchOptions } = options;
+  const headers = { ...(fetchOptions.headers as Record<string, string> | undefined) };
+  if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
+  const client = createFetchClient<paths>({ ...fetchOptions, baseUrl, headers });
+  const customFetch = fetchOptions.fetch;
+  const source: StreamSource = {
+    baseUrl,
+    // openapi-fetch hands its fetch a Request; so do streams.
+    fetch: customFetch ? (input, init) => customFetch(new Request(input, init)) : (input, init) => globalThis.fetch(input, init),
+    apiKey,
+    streamToken,
+    reconnectDelayMs,
+    maxReconnects,
+  };
+  return Object.assign(client, {
+    watch: (taskId: string, watchOptions?: WatchOptions) => watchTask(source, taskId, watchOptions),
+    watchAll: (watchOptions?: WatchOptions & { taskIds?: readonly string[] }) => watchAllTasks(source, watchOptions),
+  });
 }
+
+/** The earlier name of createClient. */
+export const createTaskstreamClient = createClient;

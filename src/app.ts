@@ -8,6 +8,7 @@ import type { StreamTokens } from './auth/stream-tokens.ts';
 import { AppError, errors } from './errors.ts';
 import { AllowedMethods } from './http/allowed-methods.ts';
 import { authenticate, type AuthEnv } from './http/auth.ts';
+import { detectBasePath } from './http/base-path.ts';
 import { problemResponse } from './http/problem.ts';
 import type { SseHub } from './http/sse.ts';
 import { requestLogger } from './logging.ts';
@@ -24,6 +25,8 @@ import type { TaskService } from './service.ts';
 import type { TaskRegistry } from './tasks/registry.ts';
 
 export interface AppOptions {
+  /** Told the mount path (`/jobs`, or `` at the root) when a request shows a new one. */
+  onMountPath?: (basePath: string) => void;
   service: TaskService;
   registry: TaskRegistry;
   hub: SseHub;
@@ -57,6 +60,8 @@ export function createApp(options: AppOptions) {
   const { maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
+  // First, so every handler and middleware below knows where the app is mounted.
+  app.use(detectBasePath(options.onMountPath));
   app.use(requestLogger(logger));
   if (corsOrigins.length > 0) {
     app.use(
@@ -103,10 +108,18 @@ export function createApp(options: AppOptions) {
   app.route('/', docsRoutes());
 
   // Generated from the loaded task types on first use, so it describes the user's own ones.
-  let openapiYaml: string | undefined;
+  // Mounted below the root, the spec names the mount path as its server, so Try it out works.
+  let document: ReturnType<typeof openApiDocument> | undefined;
+  const yamlByBase = new Map<string, string>();
   app.get('/openapi.yaml', (c) => {
-    openapiYaml ??= toOpenApiYaml(openApiDocument(app));
-    return c.body(openapiYaml, 200, { 'content-type': 'application/yaml; charset=utf-8' });
+    const basePath = c.get('basePath');
+    let yaml = yamlByBase.get(basePath);
+    if (yaml === undefined) {
+      document ??= openApiDocument(app);
+      yaml = toOpenApiYaml(basePath === '' ? document : { ...document, servers: [{ url: basePath }] });
+      yamlByBase.set(basePath, yaml);
+    }
+    return c.body(yaml, 200, { 'content-type': 'application/yaml; charset=utf-8' });
   });
 
   // Read on the first unmatched request: every route is registered by then.

@@ -29,6 +29,8 @@ export interface TaskstreamOptions {
   taskModules?: readonly URL[];
   logger?: Logger;
   clock?: Clock;
+  /** See AppOptions.onMountPath. */
+  onMountPath?: (basePath: string) => void;
 }
 
 export interface Taskstream {
@@ -118,6 +120,7 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
     keyring,
     streamTokens: new StreamTokens({ secret: config.streamTokenSecret, ttlMs: config.streamTokenTtlMs }),
     corsOrigins: config.corsOrigins,
+    ...(options.onMountPath ? { onMountPath: options.onMountPath } : {}),
     adminOwners: config.adminOwners,
   });
 

@@ -203,7 +203,7 @@ describe('the dashboard', () => {
     const server = await start();
     const html = await server.api('/');
     expect(html.headers.get('content-security-policy')).toBe(
-      "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     );
     expect(html.headers.get('x-content-type-options')).toBe('nosniff');
     const markup = await html.text();

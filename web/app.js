@@ -275,7 +275,7 @@ async function loadTasks() {
   pendingEvents ??= [];
   $('task-list').setAttribute('aria-busy', 'true');
   try {
-    const page = await api(`/api/tasks?limit=${LIST_LIMIT}`);
+    const page = await api(`api/tasks?limit=${LIST_LIMIT}`);
     if (generation !== loadGeneration) return; // a newer load replaces this one
     tasks = new Map();
     for (const task of page.tasks) insertSnapshot(task);
@@ -327,7 +327,7 @@ function stopStream() {
  * the resume point, as a new EventSource does not carry Last-Event-ID over from the last one.
  */
 async function mintStreamToken() {
-  const { json: minted, response } = await request('/api/stream-tokens', { method: 'POST' });
+  const { json: minted, response } = await request('api/stream-tokens', { method: 'POST' });
   // expires_at is by the server's clock. Its Date header has whole seconds only, so it stands
   // in for ours only when ours is clearly wrong.
   const localNow = Date.now();
@@ -377,7 +377,7 @@ async function connect() {
   stopStream();
   const generation = connectGeneration;
   setConnection('connecting', 'Connecting…');
-  let url = '/api/events';
+  let url = 'api/events';
   if (apiKey) {
     let minted;
     try {
@@ -421,7 +421,7 @@ function openStream(url, { reloadOnOpen = true } = {}) {
       clearTimeout(renewTimer);
       // Without a key, a refused stream may mean the service now wants one: a request that
       // can say so (401) finds out, and asks for the key.
-      if (!apiKey) request('/api/tasks/stats').catch(() => {});
+      if (!apiKey) request('api/tasks/stats').catch(() => {});
       retryLater();
     } else {
       setConnection('reconnecting', 'Reconnecting…');
@@ -489,7 +489,7 @@ async function submitKey(event) {
   showKeyError(null);
   $('key-status').textContent = 'Checking the key…';
   try {
-    await request('/api/tasks/stats', { key });
+    await request('api/tasks/stats', { key });
   } catch (error) {
     $('key-status').textContent = '';
     button.disabled = false;
@@ -734,9 +734,9 @@ $('task-list').addEventListener('click', async (event) => {
   parts.problem.hidden = true;
   try {
     if (action === 'cancel') {
-      await api(`/api/tasks/${encodeURIComponent(taskId)}/cancel`, { method: 'POST' });
+      await api(`api/tasks/${encodeURIComponent(taskId)}/cancel`, { method: 'POST' });
     } else {
-      await api(`/api/tasks/${encodeURIComponent(taskId)}`, { method: 'DELETE' });
+      await api(`api/tasks/${encodeURIComponent(taskId)}`, { method: 'DELETE' });
       if (row.contains(document.activeElement)) $('tasks-title').focus();
       forget(taskId);
       markChanged(taskId, true);
@@ -1052,7 +1052,7 @@ async function startTask(event) {
   const button = $('start-button');
   button.disabled = true;
   try {
-    const task = await api('/api/tasks', { method: 'POST', body: { type: taskType.type, input } });
+    const task = await api('api/tasks', { method: 'POST', body: { type: taskType.type, input } });
     if (insertSnapshot(task)) markChanged(task.task_id, true);
     $('form-status').textContent = `Started ${task.type} ${shortId(task.task_id)}`;
   } catch (error) {
@@ -1072,7 +1072,7 @@ function loadTaskTypes() {
 
 async function fetchTaskTypes() {
   try {
-    const { task_types: list } = await api('/api/task-types');
+    const { task_types: list } = await api('api/task-types');
     taskTypes = list;
   } catch (error) {
     if (!isUnauthorized(error)) showProblem($('form-problem'), `Could not load the task types: ${error.message}`);

@@ -28,9 +28,10 @@ export interface ProgressUpdate {
 export interface TaskDefinition<
   Input extends z.ZodType = z.ZodType,
   Result extends z.ZodType = z.ZodType,
+  Type extends string = string,
 > {
   /** snake_case name used on the wire. */
-  readonly type: string;
+  readonly type: Type;
   readonly description: string;
   readonly input: Input;
   readonly result: Result;
@@ -41,10 +42,13 @@ export interface TaskDefinition<
 
 const TASK_TYPE_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
-/** Declares a task type once: its schemas drive validation, docs and the worker's own checks. */
-export function defineTask<Input extends z.ZodType, Result extends z.ZodType>(
-  definition: TaskDefinition<Input, Result>,
-): TaskDefinition<Input, Result> {
+/**
+ * Declares a task type once: its schemas drive validation, docs and the worker's own checks.
+ * The type name is kept as a literal type, so `start('resize', input)` can be checked.
+ */
+export function defineTask<Input extends z.ZodType, Result extends z.ZodType, const Type extends string = string>(
+  definition: TaskDefinition<Input, Result, Type>,
+): TaskDefinition<Input, Result, Type> {
   if (!TASK_TYPE_NAME.test(definition.type)) {
     throw new TypeError(
       `task type name must match ${TASK_TYPE_NAME}, got ${JSON.stringify(definition.type)}`,

@@ -12,7 +12,8 @@ export interface Caller {
   scope: StreamScope | undefined;
 }
 
-export type AuthEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
+/** `basePath`: where the app is mounted (`/jobs`), `` at the root; see detectBasePath. */
+export type AuthEnv = { Bindings: HttpBindings; Variables: { caller: Caller; basePath: string } };
 
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 /** The only routes a stream token opens: the two event streams. */
@@ -41,7 +42,7 @@ export function authenticate(keyring: ApiKeyring, tokens: StreamTokens): Middlew
     }
     const token = c.req.query('token');
     if (token === undefined) throw errors.unauthorized('This API needs a key: send Authorization: Bearer <key>');
-    if (c.req.method !== 'GET' || !STREAM_ROUTE.test(c.req.path)) {
+    if (c.req.method !== 'GET' || !STREAM_ROUTE.test(c.req.path.slice(c.get('basePath')?.length ?? 0))) {
       throw errors.unauthorized('A stream token only opens event streams: send Authorization: Bearer <key>');
     }
     const scope = tokens.verify(token);

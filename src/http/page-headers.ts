@@ -8,7 +8,8 @@ export const PAGE_CSP = [
   "connect-src 'self'",
   "img-src 'self' data:",
   "frame-ancestors 'none'",
-  "base-uri 'none'",
+  // The pages name their mount path in <base>, so they work under any prefix.
+  "base-uri 'self'",
   "form-action 'self'",
 ].join('; ');
 

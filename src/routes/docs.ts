@@ -3,7 +3,9 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
+import type { BasePathEnv } from '../http/base-path.ts';
 import { pageHeaders } from '../http/page-headers.ts';
+import { pageHandler } from '../http/page.ts';
 
 // web/docs/ sits at the project root and is not part of the build: from src/routes it is two
 // levels up, from the compiled dist/src/routes three.
@@ -23,11 +25,11 @@ const SWAGGER_UI_ASSETS = ['swagger-ui.css', 'swagger-ui-bundle.js', 'index.css'
  * It styles itself through the DOM, so the page's strict CSP needs no inline exception.
  */
 export function docsRoutes() {
-  const app = new Hono();
+  const app = new Hono<BasePathEnv>();
   // '/docs/*' also matches '/docs'. Not '*': this app is mounted at the root, where that is every route.
   app.use('/docs/*', pageHeaders);
-  app.get('/docs', serveStatic({ root: pageRoot, path: 'index.html' }));
-  app.get('/docs/', (c) => c.redirect('/docs', 301));
+  app.get('/docs', pageHandler(`${pageRoot}index.html`, 'prefix'));
+  app.get('/docs/', (c) => c.redirect(`${c.get('basePath')}/docs`, 301));
   app.get('/docs/init.js', serveStatic({ root: pageRoot, path: 'init.js' }));
   for (const file of SWAGGER_UI_ASSETS) {
     app.get(`/docs/${file}`, serveStatic({ root: swaggerUiRoot, path: file }));

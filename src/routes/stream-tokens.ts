@@ -58,7 +58,7 @@ export function streamTokenRoutes({ service, tokens }: { service: TaskService; t
       const { token, expiresAt } = tokens.mint(owner ?? '', taskIds);
       const query = new URLSearchParams((taskIds ?? []).map((id): [string, string] => ['task_id', id]));
       query.set('token', token);
-      return c.json({ token, expires_at: new Date(expiresAt).toISOString(), stream_url: `/api/events?${query}` }, 201);
+      return c.json({ token, expires_at: new Date(expiresAt).toISOString(), stream_url: `${c.get('basePath')}/api/events?${query}` }, 201);
     },
   );
   return app;

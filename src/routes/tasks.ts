@@ -135,8 +135,9 @@ export function taskRoutes(options: TaskRoutesOptions) {
   const CreateTaskRequest = registry.createRequestSchema(maxTaskTimeoutMs);
 
   /** The snapshot as `caller` gets it: with auth on, its stream_url opens with no headers. */
-  const present = (caller: Caller, record: TaskRecord) => {
-    const snapshot = toSnapshot(record);
+  const present = (caller: Caller, record: TaskRecord, basePath: string) => {
+    const plain = toSnapshot(record);
+    const snapshot = { ...plain, stream_url: `${basePath}${plain.stream_url}` };
     if (!streamTokens || caller.owner === undefined) return snapshot;
     const { token } = streamTokens.mint(caller.owner, [record.task_id]);
     return { ...snapshot, stream_url: `${snapshot.stream_url}?token=${token}` };
@@ -191,8 +192,8 @@ export function taskRoutes(options: TaskRoutesOptions) {
       }
       const caller = c.get('caller');
       const { record, created } = service.create(c.req.valid('json'), { idempotencyKey, owner: caller.owner });
-      c.header('location', `/api/tasks/${record.task_id}`);
-      return created ? c.json(present(caller, record), 201) : c.json(present(caller, record), 200);
+      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
+      return created ? c.json(present(caller, record, c.get('basePath')), 201) : c.json(present(caller, record, c.get('basePath')), 200);
     },
   );
 
@@ -255,7 +256,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
       // Listed even when no task can match, so that a bad cursor is still refused.
       const { tasks, next_cursor } = service.list({ ...query, labels: labels ?? undefined, owner: caller.owner });
       if (labels === null) return c.json({ tasks: [], next_cursor: null }, 200);
-      return c.json({ tasks: tasks.map((task) => present(caller, task)), next_cursor }, 200);
+      return c.json({ tasks: tasks.map((task) => present(caller, task, c.get('basePath'))), next_cursor }, 200);
     },
   );
 
@@ -270,7 +271,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
     }),
     (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, service.get(c.req.valid('param').task_id, caller.owner)), 200);
+      return c.json(present(caller, service.get(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 200);
     },
   );
 
@@ -291,7 +292,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
     }),
     (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, service.cancel(c.req.valid('param').task_id, caller.owner)), 202);
+      return c.json(present(caller, service.cancel(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 202);
     },
   );
 
@@ -316,8 +317,8 @@ export function taskRoutes(options: TaskRoutesOptions) {
     (c) => {
       const caller = c.get('caller');
       const record = service.retry(c.req.valid('param').task_id, caller.owner);
-      c.header('location', `/api/tasks/${record.task_id}`);
-      return c.json(present(caller, record), 201);
+      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
+      return c.json(present(caller, record, c.get('basePath')), 201);
     },
   );
 
@@ -359,7 +360,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
       const caller = c.get('caller');
       const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal, caller.owner);
       if (!record) throw errors.taskNotFound(taskId);
-      return c.json(present(caller, record), 200);
+      return c.json(present(caller, record, c.get('basePath')), 200);
     },
   );
 

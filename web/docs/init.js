@@ -1,6 +1,9 @@
 // Starts Swagger UI on the service's own spec. A file rather than an inline script, so the
 // page's Content-Security-Policy can keep `script-src 'self'`.
 
+/** This file is served at <mount>/docs/init.js; the spec at <mount>/openapi.yaml. */
+const SPEC_URL = new URL('../openapi.yaml', document.currentScript.src).href;
+
 /** The bearer scheme of openapi.yaml (components.securitySchemes). */
 const KEY_SCHEME = 'apiKey';
 /** Shared with the dashboard: a key given to either is used by both, for this browser session. */
@@ -46,7 +49,8 @@ const KeyInBrowserSession = () => ({
 });
 
 window.ui = SwaggerUIBundle({
-  url: '/openapi.yaml',
+  // Next to docs/, wherever the service is mounted.
+  url: SPEC_URL,
   dom_id: '#swagger-ui',
   deepLinking: true,
   presets: [SwaggerUIBundle.presets.apis],

@@ -1,0 +1,146 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ConfigError } from '../src/config.ts';
+import { createTaskstream, type TaskstreamInstance } from '../src/create-taskstream.ts';
+import { TaskModuleError } from '../src/tasks/task-module-error.ts';
+import type greet from './fixtures/modules/user/greet.ts';
+import { SseClient } from './helpers/sse.ts';
+import { withTimeout } from './helpers/timeout.ts';
+
+const USER_TASKS = 'test/fixtures/modules/user';
+let tasks: TaskstreamInstance<any> | undefined;
+let server: ServerType | Server | undefined;
+afterEach(async () => {
+  server?.close();
+  if ('closeAllConnections' in (server ?? {})) (server as Server).closeAllConnections();
+  server = undefined;
+  await tasks?.shutdown(0);
+  tasks = undefined;
+});
+
+const listen = (app: Hono) =>
+  new Promise<string>((resolve) => {
+    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => resolve(`http://127.0.0.1:${info.port}`));
+  });
+
+async function post(url: string, body: unknown) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { response, json: (await response.json()) as any };
+}
+
+describe('createTaskstream options', () => {
+  it('throws a ConfigError naming a bad option, and an unknown one', async () => {
+    await expect(createTaskstream({ maxWorkers: 0 })).rejects.toThrow(/maxWorkers=0/);
+    await expect(createTaskstream({ maxWorkers: 0 })).rejects.toBeInstanceOf(ConfigError);
+    await expect(createTaskstream({ taskTimeoutMs: 10, maxTaskTimeoutMs: 5 })).rejects.toThrow(/taskTimeoutMs=10: must not exceed maxTaskTimeoutMs/);
+    await expect(createTaskstream({ maxWorker: 2 } as never)).rejects.toThrow(/Unknown option maxWorker/);
+  });
+
+  it('reads no environment variable', async () => {
+    process.env.MAX_WORKERS = '7';
+    try {
+      tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent' });
+      const url = await listen(new Hono().route('/', tasks.app));
+      const stats = (await (await fetch(`${url}/api/tasks/stats`)).json()) as { workers: { max: number } };
+      expect(stats.workers.max).toBe(1);
+    } finally {
+      delete process.env.MAX_WORKERS;
+    }
+  });
+
+  it('refuses a task module that fails to import, naming the file', async () => {
+    await expect(createTaskstream({ tasks: ['test/fixtures/modules/throws'], logLevel: 'silent' })).rejects.toThrow(TaskModuleError);
+    await expect(createTaskstream({ tasks: ['test/fixtures/modules/throws'], logLevel: 'silent' })).rejects.toThrow(/explodes\.ts: failed to import/);
+  });
+});
+
+describe('programmatic use', () => {
+  it('starts a typed task, follows its events to the terminal one, waits, gets, lists and cancels', async () => {
+    const typed = await createTaskstream<typeof greet>({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent' });
+    tasks = typed;
+    const task = await typed.start('greet', { name: 'Grace' });
+    expect(task).toMatchObject({ type: 'greet', status: 'queued', stream_url: `/api/tasks/${task.task_id}/events` });
+
+    const seen: string[] = [];
+    await withTimeout(
+      (async () => {
+        for await (const event of typed.events(task.task_id)) seen.push(event.event_type);
+      })(),
+      'events() to end after the terminal event',
+    );
+    expect(seen).toEqual(['task_started', 'progress_update', 'task_completed']);
+    const late: number[] = [];
+    for await (const event of typed.events(task.task_id, { after: 1 })) late.push(event.seq);
+    expect(late).toEqual([2, 3]);
+
+    expect(await typed.wait(task.task_id)).toMatchObject({ status: 'completed', result: { greeting: 'Hello, Grace!' } });
+    expect((await typed.get(task.task_id)).status).toBe('completed');
+    expect((await typed.list({ type: 'greet' })).tasks.map((listed) => listed.task_id)).toEqual([task.task_id]);
+
+    await expect(typed.start('greet', { name: '' })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(typed.cancel(task.task_id)).rejects.toMatchObject({ code: 'task_already_ended' });
+  });
+});
+
+describe('mounted under /jobs', () => {
+  it('in a Hono app: a domain route starts a task whose stream_url and Location carry the prefix', async () => {
+    tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent', basePath: '/jobs' });
+    const app = new Hono();
+    app.route('/jobs', tasks.app);
+    app.post('/api/people/:name/greet', async (c) => {
+      const task = await tasks!.start('greet', { name: c.req.param('name') });
+      return c.json({ task_id: task.task_id, stream_url: task.stream_url }, 201);
+    });
+    const url = await listen(app);
+
+    const started = await post(`${url}/api/people/Ada/greet`, {});
+    expect(started.json.stream_url).toBe(`/jobs/api/tasks/${started.json.task_id}/events`);
+    const events = await (await SseClient.connect(`${url}${started.json.stream_url}`)).untilEnd();
+    expect(events.at(-1)!.json).toMatchObject({ event_type: 'task_completed', data: { result: { greeting: 'Hello, Ada!' } } });
+
+    const direct = await post(`${url}/jobs/api/tasks`, { type: 'double', input: { n: 2 } });
+    expect(direct.response.status).toBe(201);
+    expect(direct.response.headers.get('location')).toBe(`/jobs/api/tasks/${direct.json.task_id}`);
+    expect(direct.json.stream_url).toBe(`/jobs/api/tasks/${direct.json.task_id}/events`);
+
+    const page = await (await fetch(`${url}/jobs`)).text();
+    expect(page).toContain('<base href="/jobs/">');
+    expect((await fetch(`${url}/jobs/app.js`)).status).toBe(200);
+    expect(await (await fetch(`${url}/jobs/docs`)).text()).toContain('<script src="/jobs/docs/init.js">');
+    expect(parse(await (await fetch(`${url}/jobs/openapi.yaml`)).text()).servers).toEqual([{ url: '/jobs' }]);
+    expect((await fetch(`${url}/app.js`)).status).toBe(404);
+  });
+
+  it('finds its mount path from requests when basePath is not given', async () => {
+    tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent' });
+    const url = await listen(new Hono().route('/deep/jobs', tasks.app));
+    const direct = await post(`${url}/deep/jobs/api/tasks`, { type: 'double', input: { n: 2 } });
+    expect(direct.response.headers.get('location')).toBe(`/deep/jobs/api/tasks/${direct.json.task_id}`);
+    const later = await tasks.start('double', { n: 3 });
+    expect(later.stream_url).toBe(`/deep/jobs/api/tasks/${later.task_id}/events`);
+  });
+
+  it('in a plain node:http server through handler', async () => {
+    tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent', basePath: '/jobs' });
+    const handler = tasks.handler;
+    server = createServer((request, response) => {
+      if (request.url!.startsWith('/jobs')) return handler(request, response);
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => (server as Server).listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${((server as Server).address() as AddressInfo).port}`;
+
+    const created = await post(`${url}/jobs/api/tasks`, { type: 'greet', input: { name: 'Lin' } });
+    expect(created.response.status).toBe(201);
+    expect(created.response.headers.get('location')).toBe(`/jobs/api/tasks/${created.json.task_id}`);
+    const events = await (await SseClient.connect(`${url}${created.json.stream_url}`)).untilEnd();
+    expect(events.map((event) => event.json.event_type)).toEqual(['task_started', 'progress_update', 'task_completed']);
+    const missing = await fetch(`${url}/jobs/nothing-here`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+});
