@@ -60,7 +60,7 @@ export async function spawnService(
     url = await withTimeout(
       Promise.race([listening, exited.then((code) => Promise.reject(new Error(`service exited (${code}): ${stderr}`)))]),
       'the service to log "listening"',
-      20_000,
+      45_000,
     );
   } catch (error) {
     // The caller never gets a handle to kill: a slow start must not leave a server behind.
@@ -88,7 +88,7 @@ export async function runCli(
     child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
   try {
-    const code = await withTimeout(exited, `taskstream ${args.join(' ')} to exit`, 20_000);
+    const code = await withTimeout(exited, `taskstream ${args.join(' ')} to exit`, 60_000);
     return { code, stdout, stderr };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
