@@ -9,11 +9,14 @@ export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 
 export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
 
 /** Failures worth another attempt; a bad result or bad input would fail the same way again. */
-export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set(['task_error', 'timeout', 'worker_crashed']);
+export const RETRYABLE_ERRORS: ReadonlySet<string> = new Set(['task_error', 'timeout', 'worker_crashed', 'worker_lost']);
 
-/** Why a task failed: a task's own failure, never an HTTP error. */
+/**
+ * Why a task failed: a task's own failure, never an HTTP error. `worker_lost`: the process
+ * running it died (with several instances, another one noticed).
+ */
 export const TaskErrorCodeSchema = z
-  .enum(['task_error', 'invalid_result', 'invalid_input', 'timeout', 'worker_crashed'])
+  .enum(['task_error', 'invalid_result', 'invalid_input', 'timeout', 'worker_crashed', 'worker_lost'])
   .meta({ id: 'TaskErrorCode' });
 export type TaskErrorCode = z.infer<typeof TaskErrorCodeSchema>;
 

@@ -54,24 +54,24 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
     name: 'taskstream_queue_depth',
     help: 'Tasks waiting for a worker',
     registers: [registry],
-    collect() {
-      this.set(service.stats.queued);
+    async collect() {
+      this.set((await service.stats()).queued);
     },
   });
   new Gauge({
     name: 'taskstream_workers_busy',
     help: 'Worker threads running a task',
     registers: [registry],
-    collect() {
-      this.set(service.stats.running);
+    async collect() {
+      this.set((await service.stats()).running);
     },
   });
   new Gauge({
     name: 'taskstream_workers',
     help: 'Worker threads in the pool',
     registers: [registry],
-    collect() {
-      this.set(service.stats.maxWorkers);
+    async collect() {
+      this.set((await service.stats()).maxWorkers);
     },
   });
   new Gauge({
@@ -86,8 +86,8 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
     name: 'taskstream_tasks_retained',
     help: 'Tasks held in the store (any status)',
     registers: [registry],
-    collect() {
-      this.set(service.stats.tasks);
+    async collect() {
+      this.set((await service.stats()).tasks);
     },
   });
 

@@ -1,28 +1,30 @@
-export interface Clock {
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { systemClock, type Clock } from './clock.ts';
 
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+export { systemClock, type Clock };
 
 export interface ReaperOptions {
-  /** Called for each task whose time is up; false if it was already gone. */
-  evict: (taskId: string) => boolean;
+  /** Evicts one task; false if it was already gone. */
+  evict: (taskId: string) => boolean | Promise<boolean>;
+  /**
+   * Ended tasks whose expiry has passed, from the store: also those this process never
+   * scheduled (ended on another process, or before a restart). Read by sweep().
+   */
+  expired?: (now: number) => Promise<string[]>;
+  /** The ended task that expires first, from the store. Read by evictOldest(). */
+  oldestEnded?: () => Promise<string | undefined>;
   clock?: Clock;
 }
 
 /**
  * Evicts ended tasks when their retention runs out. Retention is the same for every task,
  * so expiry order is finish order: a FIFO with one timer set for its head gives exact
- * eviction times without sweeping.
+ * eviction times without sweeping. sweep() also asks the store, which knows the tasks other
+ * processes ended.
  */
 export class Reaper {
-  readonly #evict: (taskId: string) => boolean;
+  readonly #evict: (taskId: string) => boolean | Promise<boolean>;
+  readonly #expired: ((now: number) => Promise<string[]>) | undefined;
+  readonly #oldestEnded: (() => Promise<string | undefined>) | undefined;
   readonly #clock: Clock;
   /** Sorted by expiresAt, oldest from #head on. */
   #due: { taskId: string; expiresAt: number }[] = [];
@@ -33,8 +35,10 @@ export class Reaper {
   #lastRunAt: number | null = null;
   #evictedTotal = 0;
 
-  constructor({ evict, clock = systemClock }: ReaperOptions) {
+  constructor({ evict, expired, oldestEnded, clock = systemClock }: ReaperOptions) {
     this.#evict = evict;
+    this.#expired = expired;
+    this.#oldestEnded = oldestEnded;
     this.#clock = clock;
   }
 
@@ -47,20 +51,15 @@ export class Reaper {
     this.#arm();
   }
 
-  /** Evicts everything that is due now; returns how many. */
-  sweep(): number {
+  /** Evicts everything that is due now, scheduled here or known to the store; returns how many. */
+  async sweep(): Promise<number> {
     const now = this.#clock.now();
-    this.#lastRunAt = now;
+    const evictions = this.#evictDue(now);
+    if (this.#expired && !this.#closed) {
+      for (const taskId of await this.#expired(now)) evictions.push(this.#count(this.#evict(taskId)));
+    }
     let evicted = 0;
-    while (this.#head < this.#due.length && this.#due[this.#head]!.expiresAt <= now) {
-      const { taskId } = this.#due[this.#head++]!;
-      if (this.#evict(taskId)) evicted++;
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#due.length) {
-      this.#due = this.#due.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#evictedTotal += evicted;
+    for (const done of evictions) if (await done) evicted++;
     return evicted;
   }
 
@@ -68,13 +67,19 @@ export class Reaper {
    * Evicts the ended task due first, ahead of its time, to make room; false if no ended
    * task is left. The timer need not move: when it fires, it evicts whatever is due then.
    */
-  evictOldest(): boolean {
+  async evictOldest(): Promise<boolean> {
+    if (this.#oldestEnded) {
+      // Another process may evict the same task first: then try the next one.
+      for (let tries = 0; tries < 3; tries++) {
+        const taskId = await this.#oldestEnded();
+        if (taskId === undefined) return false;
+        if (await this.#count(this.#evict(taskId))) return true;
+      }
+      return false;
+    }
     while (this.#head < this.#due.length) {
       const { taskId } = this.#due[this.#head++]!;
-      if (this.#evict(taskId)) {
-        this.#evictedTotal++;
-        return true;
-      }
+      if (await this.#count(this.#evict(taskId))) return true;
     }
     return false;
   }
@@ -94,6 +99,30 @@ export class Reaper {
     this.#timer = undefined;
   }
 
+  /** Starts evicting every scheduled task due at `now`; each entry settles true if it was evicted. */
+  #evictDue(now: number): (boolean | Promise<boolean>)[] {
+    this.#lastRunAt = now;
+    const evictions: (boolean | Promise<boolean>)[] = [];
+    while (this.#head < this.#due.length && this.#due[this.#head]!.expiresAt <= now) {
+      evictions.push(this.#count(this.#evict(this.#due[this.#head++]!.taskId)));
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#due.length) {
+      this.#due = this.#due.slice(this.#head);
+      this.#head = 0;
+    }
+    return evictions;
+  }
+
+  /** Counts an eviction once it is known to have happened (at once when it is synchronous). */
+  #count(evicted: boolean | Promise<boolean>): boolean | Promise<boolean> {
+    if (evicted === true) this.#evictedTotal++;
+    if (typeof evicted === 'boolean') return evicted;
+    return evicted.then((done) => {
+      if (done) this.#evictedTotal++;
+      return done;
+    });
+  }
+
   #arm(): void {
     const next = this.#due[this.#head];
     if (!next || this.#closed || next.expiresAt >= this.#timerAt) return;
@@ -102,7 +131,7 @@ export class Reaper {
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      this.sweep();
+      this.#evictDue(this.#clock.now());
       this.#arm();
     }, Math.max(0, next.expiresAt - this.#clock.now()));
   }

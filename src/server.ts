@@ -6,15 +6,13 @@ import { builtInTaskModules } from '../workers/tasks/index.ts';
 import { createApp } from './app.ts';
 import { ApiKeyring } from './auth/api-keys.ts';
 import { StreamTokens } from './auth/stream-tokens.ts';
-import { MemoryBroker } from './broker/memory-broker.ts';
+import { createBackends } from './backends.ts';
 import { ConfigError, type Config } from './config.ts';
-import { PiscinaExecutor } from './executor/piscina-executor.ts';
 import { SseHub } from './http/sse.ts';
 import { logTaskTransitions } from './logging.ts';
 import { createMetrics } from './metrics.ts';
-import type { Clock } from './reaper.ts';
+import type { Clock } from './clock.ts';
 import { TaskService } from './service.ts';
-import { MemoryTaskStore } from './store/memory-task-store.ts';
 import { TaskRegistry } from './tasks/registry.ts';
 
 // Worker code loads from source under tsx and vitest, and from the build when compiled.
@@ -69,7 +67,7 @@ export interface TaskstreamCore {
 }
 
 /**
- * Builds the in-memory service (one process, nothing else to start) and its HTTP app,
+ * Builds the service on the backends the configuration picks (see backends.ts) and its HTTP app,
  * without listening: the app can be served by startTaskstream or mounted in another app.
  * Task modules are all loaded before anything starts: a bad one throws a TaskModuleError.
  */
@@ -77,20 +75,14 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
   const logger = options.logger ?? pino({ level: config.logLevel });
   const keyring = loadKeyring(config);
   const registry = await TaskRegistry.load(options.taskModules ?? builtInTaskModules);
-  const executor = new PiscinaExecutor({
+  const backends = await createBackends(config, {
     workerUrl,
     taskModules: registry.moduleUrls,
-    maxWorkers: config.maxWorkers,
-    maxQueue: config.maxQueue,
-    cancelGraceMs: config.cancelGraceMs,
-    workerMaxHeapMb: config.workerMaxHeapMb,
     logger,
-    ...(options.clock ? { clock: options.clock } : {}),
+    clock: options.clock,
   });
   const service = new TaskService({
-    store: new MemoryTaskStore(),
-    broker: new MemoryBroker({ progressHistory: config.progressHistory, globalHistory: config.eventHistory }),
-    executor,
+    ...backends,
     logger,
     taskTimeoutMs: config.taskTimeoutMs,
     retentionMs: config.retentionMs,
@@ -140,7 +132,7 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
   return { config, service, registry, app, hub, logger, drain, close };
 }
 
-/** Builds the in-memory service and listens on `config.host`:`config.port`. */
+/** Builds the service (see buildTaskstream) and listens on `config.host`:`config.port`. */
 export async function startTaskstream(config: Config, options: TaskstreamOptions = {}): Promise<Taskstream> {
   const core = await buildTaskstream(config, options);
   const { service, registry, app, hub, logger } = core;

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import type { Broker, GlobalSubscription, LoggedEvent, Subscriber, Subscription } from './broker/broker.ts';
+import type { Broker, GlobalSubscription, LoggedEvent, Subscriber, Subscription, TaskSubscription } from './broker/broker.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { EndWaiters } from './end-waiters.ts';
 import { AppError, errors } from './errors.ts';
 import { EtaEstimator } from './eta.ts';
 import {
@@ -15,11 +17,10 @@ import {
   type TaskError,
   type TaskStatus,
 } from './events.ts';
-import { fingerprint, IdempotencyKeys } from './idempotency.ts';
+import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorStats, ProgressReport } from './executor/executor.ts';
+import { fingerprint } from './idempotency.ts';
+import { Reaper } from './reaper.ts';
 import { retryDelayMs } from './retry.ts';
-import type { ExecutionOutcome, Executor } from './executor/executor.ts';
-import type { ProgressReport } from './executor/executor.ts';
-import { Reaper, systemClock, type Clock } from './reaper.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
 import { toSnapshot } from './task-record.ts';
 
@@ -70,17 +71,35 @@ function decodeCursor(cursor: string): string {
   return taskId;
 }
 
+/** Statuses a transition may start from. */
+const QUEUED: readonly TaskStatus[] = ['queued'];
+const RUNNING: readonly TaskStatus[] = ['running'];
+const NOT_ENDED: readonly TaskStatus[] = ['queued', 'running'];
+
+const NO_PROGRESS: Progress = { value: null, text: null, step: null, total_steps: null, eta_ms: null };
+
 export interface TaskServiceEventMap {
-  /** A task changed status (queued when created); the record is the new one. */
+  /** A task changed status on this process (queued when created); the record is the new one. */
   transition: [record: TaskRecord];
-  /** An event was published on a task's stream. */
+  /** An event was published on a task's stream by this process. */
   published: [eventType: EventType];
+}
+
+/** One multi-task stream: a subscription per task, merged. */
+export interface ManySubscription {
+  records: TaskRecord[];
+  /** History merged in publish order. */
+  subscription: Subscription;
+  /** Tasks whose terminal event the subscriber already has (at or before the resume point). */
+  ended: ReadonlySet<string>;
 }
 
 /**
  * The task lifecycle: queued → running → completed | failed | cancelled, with exactly one
- * terminal event per task, always its last. Routes call this; it drives the store, the
- * broker, the executor and the reaper, and tells observers (logs, metrics) what happened.
+ * terminal event per task, always its last, and retries of retryable failures. Routes call
+ * this; it drives the store, the broker and the executor, and tells observers (logs,
+ * metrics) what happened. Every decision is a conditional transition in the store, so it
+ * holds when several processes share the store, broker and queue.
  */
 export class TaskService extends EventEmitter<TaskServiceEventMap> {
   readonly #store: TaskStore;
@@ -89,26 +108,27 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #reaper: Reaper;
+  readonly #waiters: EndWaiters;
   readonly #taskTimeoutMs: number;
   readonly #retentionMs: number;
   readonly #maxRetainedTasks: number;
   /** Set by drain(): no new tasks or streams; existing ones run to their end. */
   #draining = false;
   #closing = false;
-  /** Tasks not yet ended. drain() waits for this to reach zero. */
-  #active = 0;
-  #idleWaiters: (() => void)[] = [];
-  /** Failed attempts waiting out their backoff before the next attempt is queued. */
-  readonly #retryTimers = new Map<string, { timer: unknown; error: TaskError }>();
+  /** Woken whenever a task ends here: drain() re-checks whether any is left. */
+  #endListeners = new Set<() => void>();
+  /**
+   * Executor events not yet applied, by task: each is applied after the previous one of the
+   * same task has been, so a task's events are published in the order they happened.
+   */
+  readonly #applying = new Map<string, Promise<void>>();
   /**
    * Cancels accepted while an attempt runs, by task. A cancel answered 202 wins whatever
-   * else was already stopping the attempt (its timeout, a shutdown): the attempt's outcome,
-   * when it comes, is replaced by `cancelled`, and the task is never retried.
+   * else was already stopping the attempt (its timeout, a shutdown) or had just ended it:
+   * the attempt's outcome, when it is applied, is replaced by `cancelled`, and the task is
+   * never retried.
    */
   readonly #cancelling = new Map<string, CancelReason>();
-  /** Callers of waitForEnd(), by task. */
-  readonly #endWaiters = new Map<string, Set<(record: TaskRecord | undefined) => void>>();
-  readonly #idempotencyKeys = new IdempotencyKeys();
   readonly #eta = new EtaEstimator();
 
   constructor(options: TaskServiceOptions) {
@@ -121,10 +141,21 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#taskTimeoutMs = options.taskTimeoutMs;
     this.#retentionMs = options.retentionMs;
     this.#maxRetainedTasks = options.maxRetainedTasks ?? Number.MAX_SAFE_INTEGER;
-    this.#reaper = new Reaper({ evict: (taskId) => this.#evict(taskId, 'evicted'), clock: this.#clock });
-    this.#executor.on('started', (taskId) => this.#onStarted(taskId));
-    this.#executor.on('progress', (taskId, progress) => this.#onProgress(taskId, progress));
-    this.#executor.on('finished', (taskId, outcome) => this.#onFinished(taskId, outcome));
+    this.#reaper = new Reaper({
+      // The reaper runs on timers: nobody is there to answer an error but the log.
+      evict: (taskId) =>
+        this.#evict(taskId, 'evicted').catch((error: unknown) => {
+          this.#logger.error({ err: error, taskId }, 'task not evicted');
+          return false;
+        }),
+      expired: (now) => this.#store.expired(now, 1000),
+      oldestEnded: () => this.#store.oldestEnded(),
+      clock: this.#clock,
+    });
+    this.#waiters = new EndWaiters({ broker: this.#broker, store: this.#store });
+    this.#executor.on('started', (taskId, attempt) => this.#apply(taskId, () => this.#onStarted(taskId, attempt)));
+    this.#executor.on('progress', (taskId, progress) => this.#apply(taskId, () => this.#onProgress(taskId, progress)));
+    this.#executor.on('finished', (taskId, outcome) => this.#apply(taskId, () => this.#onFinished(taskId, outcome)));
   }
 
   /**
@@ -132,24 +163,16 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * schema. With an idempotency key the owner already used for the same body, returns that
    * task instead (`created: false`); with a different body, throws `idempotency_key_reused`.
    */
-  create(
+  async create(
     request: CreateTaskInput,
     {
       idempotencyKey,
       retryOf = null,
       owner,
     }: { idempotencyKey?: string | undefined; retryOf?: string | null; owner?: string | undefined } = {},
-  ): { record: TaskRecord; created: boolean } {
+  ): Promise<{ record: TaskRecord; created: boolean }> {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
-    // Keys are per owner: one owner can neither collide with nor probe another's.
-    const scopedKey = idempotencyKey === undefined ? undefined : `${owner ?? ''}\u0000${idempotencyKey}`;
-    const bodyFingerprint = scopedKey === undefined ? '' : fingerprint(request);
-    if (scopedKey !== undefined) {
-      const existing = this.#idempotencyKeys.find(scopedKey, bodyFingerprint);
-      const record = existing === undefined ? undefined : this.#store.get(existing);
-      if (record) return { record, created: false };
-    }
-    if (this.#store.size >= this.#maxRetainedTasks && !this.#reaper.evictOldest()) {
+    if ((await this.#store.size()) >= this.#maxRetainedTasks && !(await this.#reaper.evictOldest())) {
       throw errors.tooManyTasks(this.#maxRetainedTasks);
     }
     const record: TaskRecord = {
@@ -157,7 +180,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       type: request.type,
       status: 'queued',
       input: request.input,
-      progress: { value: null, text: null, step: null, total_steps: null, eta_ms: null },
+      progress: NO_PROGRESS,
       result: null,
       error: null,
       created_at: this.#isoNow(),
@@ -173,107 +196,100 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       retry_of: retryOf,
       owner: owner ?? null,
     };
-    this.#store.insert(record);
+    const claim = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint(request) };
+    const outcome = await this.#store.create(record, claim);
+    if (outcome.kind === 'existing') return { record: outcome.record, created: false };
+    if (outcome.kind === 'key_reused') throw errors.idempotencyKeyReused(outcome.taskId);
     try {
-      this.#submit(record, false);
+      await this.#executor.submit(executionOf(record, 1));
     } catch (error) {
       // Nothing was published yet: the task never existed for anyone.
-      this.#store.delete(record.task_id);
+      await this.#store.delete(record.task_id);
       throw error;
     }
-    if (scopedKey !== undefined) this.#idempotencyKeys.remember(scopedKey, bodyFingerprint, record.task_id);
-    this.#active++;
-    this.#broker.publish({
-      event_type: 'task_created',
-      task_id: record.task_id,
-      timestamp: record.created_at,
-      data: { task: toSnapshot(record) },
-    }, record.owner);
+    await this.#broker.publish(
+      { event_type: 'task_created', task_id: record.task_id, timestamp: record.created_at, data: { task: toSnapshot(record) } },
+      record.owner,
+    );
     this.emit('transition', record);
     return { record, created: true };
   }
 
   /** Starts a new task with a failed or cancelled task's type, input and options. */
-  retry(taskId: string, owner?: string): TaskRecord {
-    const old = this.get(taskId, owner);
+  async retry(taskId: string, owner?: string): Promise<TaskRecord> {
+    const old = await this.get(taskId, owner);
     if (old.status !== 'failed' && old.status !== 'cancelled') throw errors.taskNotRetryable(taskId, old.status);
     const { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels } = old;
-    return this.create(
+    const { record } = await this.create(
       { type, input, timeout_ms, priority, max_attempts, retry_backoff_ms, labels },
       { retryOf: taskId, owner: old.owner ?? undefined },
-    ).record;
+    );
+    return record;
   }
 
   /**
    * The task, if `owner` may see it: with an owner, another owner's task is "not found",
    * so its existence is never confirmed. Without one (no authentication), every task.
    */
-  get(taskId: string, owner?: string): TaskRecord {
-    const record = this.#store.get(taskId);
+  async get(taskId: string, owner?: string): Promise<TaskRecord> {
+    const record = await this.#store.get(taskId);
     if (!record || (owner !== undefined && record.owner !== owner)) throw errors.taskNotFound(taskId);
     return record;
   }
 
-  list({ status, type, labels, owner, limit, cursor }: ListTasksInput): { tasks: TaskRecord[]; next_cursor: string | null } {
+  async list({ status, type, labels, owner, limit, cursor }: ListTasksInput): Promise<{ tasks: TaskRecord[]; next_cursor: string | null }> {
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
-    const { tasks, hasMore } = this.#store.list({ status, type, labels, owner, limit, before });
+    const { tasks, hasMore } = await this.#store.list({ status, type, labels, owner, limit, before });
     const last = tasks[tasks.length - 1];
     return { tasks, next_cursor: hasMore && last ? encodeCursor(last.task_id) : null };
   }
 
-  /** Cancels a queued or running task. A queued one ends at once; a running one shortly. */
-  cancel(taskId: string, owner?: string): TaskRecord {
-    const record = this.get(taskId, owner);
+  /**
+   * Cancels a queued or running task. A queued one has ended when this resolves; a running
+   * one ends shortly, wherever it runs. Resolves with the task as it is then.
+   */
+  async cancel(taskId: string, owner?: string): Promise<TaskRecord> {
+    const record = await this.get(taskId, owner);
     if (isTerminal(record.status)) throw errors.taskAlreadyEnded(taskId, record.status);
-    this.#cancel(taskId, 'requested');
-    return this.get(taskId);
+    await this.#cancel(taskId, 'requested');
+    // A queued task's end was reported during cancel(): let it be applied before answering.
+    await this.#applied(taskId);
+    const now = (await this.#store.get(taskId)) ?? record;
+    // It ended on its own before the cancel reached it.
+    if (now.status !== 'cancelled' && isTerminal(now.status)) throw errors.taskAlreadyEnded(taskId, now.status);
+    return now;
   }
 
   /** Deletes an ended task and ends its open streams. */
-  remove(taskId: string, owner?: string): void {
-    const record = this.get(taskId, owner);
+  async remove(taskId: string, owner?: string): Promise<void> {
+    const record = await this.get(taskId, owner);
     if (!isTerminal(record.status)) throw errors.taskNotEnded(taskId, record.status);
-    this.#evict(taskId, 'deleted');
+    await this.#evict(taskId, 'deleted');
   }
 
   /** Deletes every task (of `owner`, if given) that ended with `status`; returns how many. */
-  clear(status: 'completed' | 'failed' | 'cancelled', owner?: string): number {
-    const { tasks } = this.#store.list({ status, owner, limit: Number.MAX_SAFE_INTEGER });
-    for (const task of tasks) this.#evict(task.task_id, 'deleted');
-    return tasks.length;
+  async clear(status: 'completed' | 'failed' | 'cancelled', owner?: string): Promise<number> {
+    const { tasks } = await this.#store.list({ status, owner, limit: Number.MAX_SAFE_INTEGER });
+    let deleted = 0;
+    for (const task of tasks) if (await this.#evict(task.task_id, 'deleted')) deleted++;
+    return deleted;
   }
 
   /**
    * Resolves with the task once it has ended, or as it is after `timeoutMs`, or when
    * `signal` aborts (the client went away). Resolves undefined if the task is removed.
    */
-  waitForEnd(taskId: string, timeoutMs: number, signal?: AbortSignal, owner?: string): Promise<TaskRecord | undefined> {
-    const record = this.get(taskId, owner);
-    if (isTerminal(record.status)) return Promise.resolve(record);
-    return new Promise((resolve) => {
-      let waiters = this.#endWaiters.get(taskId);
-      if (!waiters) this.#endWaiters.set(taskId, (waiters = new Set()));
-      const done = (ended: TaskRecord | undefined) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.#endWaiters.get(taskId) === waiters) this.#endWaiters.delete(taskId);
-        resolve(ended);
-      };
-      const onAbort = () => done(this.#store.get(taskId));
-      const timer = setTimeout(onAbort, timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      waiters.add(done);
-    });
+  async waitForEnd(taskId: string, timeoutMs: number, signal?: AbortSignal, owner?: string): Promise<TaskRecord | undefined> {
+    return this.#waiters.wait(await this.get(taskId, owner), timeoutMs, signal);
   }
 
   /** Stops starting queued tasks (new ones are still accepted); running ones go on. */
-  pause(): void {
-    this.#executor.pause();
+  pause(): Promise<void> {
+    return this.#executor.pause();
   }
 
-  resume(): void {
-    this.#executor.resume();
+  resume(): Promise<void> {
+    return this.#executor.resume();
   }
 
   get reaperStatus() {
@@ -282,17 +298,17 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
 
   /**
    * Opens a stream on a task: the retained events after `afterSeq`, then live ones. The
-   * record is read in the same tick as the subscription, so the two agree.
+   * record is read before subscribing: if it is not ended, its end arrives live.
    */
-  subscribe(
+  async subscribe(
     taskId: string,
     afterSeq: number,
     subscriber: Subscriber,
     owner?: string,
-  ): { record: TaskRecord; subscription: Subscription } {
-    if (this.#draining || this.#closing) throw errors.shuttingDown();
-    const record = this.get(taskId, owner);
-    return { record, subscription: this.#broker.subscribe(taskId, { seq: afterSeq }, subscriber) };
+  ): Promise<{ record: TaskRecord; subscription: TaskSubscription }> {
+    this.#assertOpen();
+    const record = await this.get(taskId, owner);
+    return { record, subscription: await this.#broker.subscribe(taskId, { seq: afterSeq }, subscriber) };
   }
 
   /**
@@ -300,24 +316,27 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * `afterPosition`, merged in publish order, then live ones. Unknown ids (and other
    * owners' tasks) are skipped; if none is left, the first one is reported as not found.
    */
-  subscribeMany(
+  async subscribeMany(
     taskIds: readonly string[],
     afterPosition: number,
     subscriber: Subscriber,
     owner?: string,
-  ): { records: TaskRecord[]; subscription: Subscription } {
-    if (this.#draining || this.#closing) throw errors.shuttingDown();
-    const records = [...new Set(taskIds)]
-      .map((taskId) => this.#store.get(taskId))
-      .filter((record): record is TaskRecord => record !== undefined && (owner === undefined || record.owner === owner));
+  ): Promise<ManySubscription> {
+    this.#assertOpen();
+    const found = await Promise.all([...new Set(taskIds)].map((taskId) => this.#store.get(taskId)));
+    const records = found.filter(
+      (record): record is TaskRecord => record !== undefined && (owner === undefined || record.owner === owner),
+    );
     if (records.length === 0) throw errors.taskNotFound(taskIds[0] ?? '');
-    const subscriptions = records.map((record) =>
-      this.#broker.subscribe(record.task_id, { position: afterPosition }, subscriber),
+    const subscriptions = await Promise.all(
+      records.map((record) => this.#broker.subscribe(record.task_id, { position: afterPosition }, subscriber)),
     );
     const history: LoggedEvent[] = subscriptions.flatMap((subscription) => subscription.history);
     history.sort((a, b) => a.position - b.position);
+    const ended = new Set(records.filter((_, index) => subscriptions[index]!.ended).map((record) => record.task_id));
     return {
       records,
+      ended,
       subscription: {
         history,
         newest: Math.max(...subscriptions.map((subscription) => subscription.newest)),
@@ -330,11 +349,11 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * Opens a stream on every task (of `owner`, if given): history after `afterPosition` if
    * given, then live events.
    */
-  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber, owner?: string): GlobalSubscription {
-    if (this.#draining || this.#closing) throw errors.shuttingDown();
+  async subscribeAll(afterPosition: number | undefined, subscriber: Subscriber, owner?: string): Promise<GlobalSubscription> {
+    this.#assertOpen();
     if (owner === undefined) return this.#broker.subscribeAll(afterPosition, subscriber);
     const own = (logged: LoggedEvent) => logged.owner === owner;
-    const subscription = this.#broker.subscribeAll(afterPosition, {
+    const subscription = await this.#broker.subscribeAll(afterPosition, {
       deliver: (logged) => own(logged) && subscriber.deliver(logged),
       removed: (logged) => own(logged) && subscriber.removed(logged),
     });
@@ -342,17 +361,15 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   /** Tasks per status: of one owner, or of everyone. */
-  taskCounts(owner?: string) {
+  taskCounts(owner?: string): Promise<Record<TaskStatus, number>> {
     return this.#store.counts(owner);
   }
 
-  get stats() {
-    return {
-      tasks: this.#store.size,
-      byStatus: this.#store.counts(),
-      streams: this.#broker.subscriberCount,
-      ...this.#executor.stats,
-    };
+  /** Tasks held, per status, open subscriptions on this process, and the executor's figures. */
+  async stats(): Promise<{ tasks: number; byStatus: Record<TaskStatus, number>; streams: number } & ExecutorStats> {
+    const [byStatus, executor] = await Promise.all([this.#store.counts(), this.#executor.stats()]);
+    const tasks = Object.values(byStatus).reduce((sum, count) => sum + count, 0);
+    return { tasks, byStatus, streams: this.#broker.subscriberCount, ...executor };
   }
 
   /** True once drain() has begun: the service is going away. */
@@ -367,15 +384,15 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    */
   async drain(graceMs: number): Promise<void> {
     this.#draining = true;
-    for (const taskId of this.#activeTaskIds('queued')) this.#cancel(taskId, 'shutdown');
+    for (const taskId of await this.#taskIds('queued')) await this.#cancel(taskId, 'shutdown');
     if (await this.#whenIdle(graceMs)) return;
-    for (const taskId of this.#activeTaskIds('running')) this.#cancel(taskId, 'shutdown');
+    for (const taskId of await this.#taskIds('running')) await this.#cancel(taskId, 'shutdown');
     // Cancellation ends every task within the cancel grace period (the thread is terminated).
     await this.#whenIdle(Infinity);
   }
 
   /** Evicts every ended task whose retention is over; returns how many. */
-  reap(): number {
+  reap(): Promise<number> {
     return this.#reaper.sweep();
   }
 
@@ -384,157 +401,157 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#closing = true;
     this.#draining = true;
     this.#reaper.close();
-    for (const { timer } of this.#retryTimers.values()) this.#clock.clearTimeout(timer);
-    this.#retryTimers.clear();
     await this.#executor.close();
-    this.#broker.close();
+    await Promise.all([this.#broker.close(), this.#store.close()]);
   }
 
-  #submit(record: TaskRecord, force: boolean): void {
-    const { task_id: taskId, type, input, timeout_ms: timeoutMs, priority } = record;
-    this.#executor.submit({ taskId, type, input, timeoutMs, priority }, { force });
+  #assertOpen(): void {
+    if (this.#draining || this.#closing) throw errors.shuttingDown();
   }
 
-  /** Cancels a queued, running or retry-waiting task. */
-  #cancel(taskId: string, reason: CancelReason): void {
-    const waiting = this.#retryTimers.get(taskId);
-    if (waiting) {
-      // Between attempts: nothing runs, so the task ends here and now.
-      this.#clock.clearTimeout(waiting.timer);
-      this.#retryTimers.delete(taskId);
-      this.#onFinished(taskId, { status: 'cancelled', reason });
-      return;
-    }
+  /** Cancels a queued, delayed or running task, wherever the executor holds it. */
+  async #cancel(taskId: string, reason: CancelReason): Promise<void> {
     // The first cancel decides the reason; a later one (a shutdown after a request) adds nothing.
     if (!this.#cancelling.has(taskId)) this.#cancelling.set(taskId, reason);
-    this.#executor.cancel(taskId, reason);
+    if (!(await this.#executor.cancel(taskId, reason)) && !this.#applying.has(taskId)) {
+      // Not in the executor and no end of it pending here: nothing will consume the entry.
+      this.#cancelling.delete(taskId);
+    }
   }
 
-  #onStarted(taskId: string): void {
-    const current = this.#store.get(taskId);
-    if (!current) return;
-    const previous = current.attempt > 0 ? current.error : null;
-    const record = this.#store.update(taskId, {
+  /** Applies one executor event of a task after the ones before it. */
+  #apply(taskId: string, step: () => Promise<void>): void {
+    const previous = this.#applying.get(taskId);
+    const applied = (previous ? previous.then(step) : step()).catch((error: unknown) =>
+      this.#logger.error({ err: error, taskId }, 'task event not applied'),
+    );
+    this.#applying.set(taskId, applied);
+    void applied.then(() => {
+      if (this.#applying.get(taskId) === applied) this.#applying.delete(taskId);
+    });
+  }
+
+  /** Resolves once every executor event of the task reported so far has been applied. */
+  async #applied(taskId: string): Promise<void> {
+    for (let pending = this.#applying.get(taskId); pending; pending = this.#applying.get(taskId)) await pending;
+  }
+
+  async #onStarted(taskId: string, attempt: number): Promise<void> {
+    const started = await this.#store.transition(taskId, QUEUED, {
       status: 'running',
-      started_at: current.started_at ?? this.#isoNow(),
-      attempt: current.attempt + 1,
+      attempt,
       error: null,
       // Progress is the current attempt's: a failed attempt's value and estimate are stale.
-      progress: { value: null, text: null, step: null, total_steps: null, eta_ms: null },
-    })!;
+      progress: NO_PROGRESS,
+      ...(attempt === 1 ? { started_at: this.#isoNow() } : {}),
+    });
+    if (!started.applied) {
+      // It ended (cancelled) while the executor was starting it: stop the run.
+      if (started.record && isTerminal(started.record.status)) await this.#executor.cancel(taskId, 'requested');
+      return;
+    }
+    const { record, previous } = started;
     this.#eta.reset(taskId);
-    this.#publishEvent(taskId, 'task_started', {
+    await this.#publish(record, 'task_started', {
       attempt: record.attempt,
       max_attempts: record.max_attempts,
-      ...(previous ? { previous_error: previous } : {}),
+      ...(previous.error ? { previous_error: previous.error } : {}),
     });
     this.emit('transition', record);
   }
 
-  #onProgress(taskId: string, report: ProgressReport): void {
-    const record = this.#store.get(taskId);
-    if (record?.status !== 'running') return;
+  async #onProgress(taskId: string, report: ProgressReport): Promise<void> {
     const progress: Progress = { ...report, eta_ms: this.#eta.estimate(taskId, report.value, this.#clock.now()) };
-    this.#store.update(taskId, { progress });
-    this.#publishEvent(taskId, 'progress_update', progress);
+    const updated = await this.#store.transition(taskId, RUNNING, { progress });
+    if (updated.applied) await this.#publish(updated.record, 'progress_update', progress);
   }
 
-  #onFinished(taskId: string, outcome: ExecutionOutcome): void {
+  async #onFinished(taskId: string, reported: ExecutionOutcome): Promise<void> {
     const cancelledAs = this.#cancelling.get(taskId);
     this.#cancelling.delete(taskId);
-    const record = this.#store.get(taskId);
-    if (!record || isTerminal(record.status)) return;
-    if (cancelledAs !== undefined) outcome = { status: 'cancelled', reason: cancelledAs };
+    const outcome: ExecutionOutcome = cancelledAs === undefined ? reported : { status: 'cancelled', reason: cancelledAs };
     this.#eta.reset(taskId);
-    if (outcome.status === 'failed' && this.#shouldRetry(record, outcome.error)) {
-      this.#scheduleRetry(record, outcome.error);
-      return;
-    }
+    if (outcome.status === 'failed' && (await this.#retried(taskId, outcome.error))) return;
     const finishedAt = this.#clock.now();
     const expiresAt = finishedAt + this.#retentionMs;
-    this.#active--;
     const ended = {
       status: outcome.status,
       finished_at: new Date(finishedAt).toISOString(),
       expires_at: new Date(expiresAt).toISOString(),
-    };
-    let final: TaskRecord;
-    if (outcome.status === 'completed') {
-      final = this.#store.update(taskId, { ...ended, result: outcome.result, error: null })!;
-      this.#publishEvent(taskId, 'task_completed', { result: outcome.result });
-    } else if (outcome.status === 'failed') {
-      final = this.#store.update(taskId, { ...ended, error: outcome.error })!;
-      this.#publishEvent(taskId, 'task_failed', { error: outcome.error });
-    } else {
       // A cancel between attempts leaves the failed attempt's error behind: not this end's.
-      final = this.#store.update(taskId, { ...ended, error: null })!;
-      this.#publishEvent(taskId, 'task_cancelled', { reason: outcome.reason });
-    }
+      result: outcome.status === 'completed' ? outcome.result : null,
+      error: outcome.status === 'failed' ? outcome.error : null,
+    };
+    // Exactly one end: whichever outcome reaches the store first wins, on any process.
+    const transition = await this.#store.transition(taskId, NOT_ENDED, ended);
+    if (!transition.applied) return;
+    const { record } = transition;
+    if (outcome.status === 'completed') await this.#publish(record, 'task_completed', { result: outcome.result });
+    else if (outcome.status === 'failed') await this.#publish(record, 'task_failed', { error: outcome.error });
+    else await this.#publish(record, 'task_cancelled', { reason: outcome.reason });
     this.#reaper.schedule(taskId, expiresAt);
-    this.emit('transition', final);
-    this.#wakeEndWaiters(taskId, final);
-    if (this.#active === 0) this.#wakeIdleWaiters();
+    this.emit('transition', record);
+    for (const listener of this.#endListeners) listener();
   }
 
-  #shouldRetry(record: TaskRecord, error: TaskError): boolean {
-    return RETRYABLE_ERRORS.has(error.code) && record.attempt < record.max_attempts && !this.#draining;
+  /**
+   * A failed attempt with attempts left goes back to queued, and the executor starts the
+   * next attempt after the backoff. False if the failure is the task's end.
+   */
+  async #retried(taskId: string, error: TaskError): Promise<boolean> {
+    if (!RETRYABLE_ERRORS.has(error.code) || this.#draining) return false;
+    const current = await this.#store.get(taskId);
+    if (!current || current.status !== 'running' || current.attempt >= current.max_attempts) return false;
+    const requeued = await this.#store.transition(taskId, RUNNING, { status: 'queued', error });
+    if (!requeued.applied) return false;
+    const { record } = requeued;
+    const delayMs = retryDelayMs(record.retry_backoff_ms, record.attempt + 1);
+    try {
+      await this.#executor.submit(executionOf(record, record.attempt + 1), { force: true, delayMs });
+    } catch (submitError) {
+      this.#logger.warn({ err: submitError, taskId }, 'retry not queued');
+      return false;
+    }
+    this.#logger.debug({ taskId, attempt: record.attempt, delayMs, errorCode: error.code }, 'retry scheduled');
+    this.emit('transition', record);
+    return true;
   }
 
-  /** The attempt failed but another is allowed: back to queued after the backoff. */
-  #scheduleRetry(record: TaskRecord, error: TaskError): void {
-    const taskId = record.task_id;
-    const delay = retryDelayMs(record.retry_backoff_ms, record.attempt + 1);
-    const queued = this.#store.update(taskId, { status: 'queued', error })!;
-    const timer = this.#clock.setTimeout(() => {
-      this.#retryTimers.delete(taskId);
-      const current = this.#store.get(taskId);
-      if (current?.status === 'queued') this.#submit(current, true);
-    }, delay);
-    this.#retryTimers.set(taskId, { timer, error });
-    this.#logger.debug({ taskId, attempt: record.attempt, delayMs: delay, errorCode: error.code }, 'retry scheduled');
-    this.emit('transition', queued);
-  }
-
-  #wakeEndWaiters(taskId: string, record: TaskRecord | undefined): void {
-    const waiters = this.#endWaiters.get(taskId);
-    if (!waiters) return;
-    this.#endWaiters.delete(taskId);
-    for (const wake of [...waiters]) wake(record);
-  }
-
-  #publishEvent<T extends EventType>(taskId: string, event_type: T, data: EventData<T>): void {
-    const owner = this.#store.get(taskId)?.owner ?? null;
-    this.#broker.publish({ event_type, task_id: taskId, timestamp: this.#isoNow(), data } as NewTaskEvent, owner);
+  async #publish<T extends EventType>(record: TaskRecord, event_type: T, data: EventData<T>): Promise<void> {
+    const event = { event_type, task_id: record.task_id, timestamp: this.#isoNow(), data } as NewTaskEvent;
+    await this.#broker.publish(event, record.owner);
     this.emit('published', event_type);
   }
 
-  #activeTaskIds(status: 'queued' | 'running'): string[] {
-    return this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER }).tasks.map((task) => task.task_id);
+  async #taskIds(status: 'queued' | 'running'): Promise<string[]> {
+    const { tasks } = await this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER });
+    return tasks.map((task) => task.task_id);
   }
 
   /** Resolves true once no task is queued or running, or false after `ms`. */
-  #whenIdle(ms: number): Promise<boolean> {
-    if (this.#active === 0) return Promise.resolve(true);
+  async #whenIdle(ms: number): Promise<boolean> {
+    const idle = async () => {
+      const counts = await this.#store.counts();
+      return counts.queued + counts.running === 0;
+    };
+    if (await idle()) return true;
     return new Promise((resolve) => {
-      const timer = Number.isFinite(ms) ? this.#clock.setTimeout(() => resolve(false), ms) : undefined;
-      this.#idleWaiters.push(() => {
+      const done = (result: boolean) => {
         this.#clock.clearTimeout(timer);
-        resolve(true);
-      });
+        this.#endListeners.delete(check);
+        resolve(result);
+      };
+      const check = () => void idle().then((yes) => yes && done(true));
+      const timer = Number.isFinite(ms) ? this.#clock.setTimeout(() => done(false), ms) : undefined;
+      this.#endListeners.add(check);
     });
   }
 
-  #wakeIdleWaiters(): void {
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  #evict(taskId: string, reason: 'deleted' | 'evicted'): boolean {
-    const record = this.#store.get(taskId);
-    if (!record || !this.#store.delete(taskId)) return false;
-    this.#idempotencyKeys.forgetTask(taskId);
-    this.#broker.drop(taskId, reason, record.owner);
+  /** Removes a task and tells its streams; false if it was already gone. */
+  async #evict(taskId: string, reason: 'deleted' | 'evicted'): Promise<boolean> {
+    const record = await this.#store.delete(taskId);
+    if (!record) return false;
+    await this.#broker.drop(taskId, reason, record.owner);
     this.#logger.debug({ taskId, reason }, 'task removed');
     return true;
   }
@@ -543,3 +560,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     return new Date(this.#clock.now()).toISOString();
   }
 }
+
+const executionOf = (record: TaskRecord, attempt: number): ExecutionRequest => ({
+  taskId: record.task_id,
+  type: record.type,
+  input: record.input,
+  timeoutMs: record.timeout_ms,
+  priority: record.priority,
+  attempt,
+});

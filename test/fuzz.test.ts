@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isTerminal } from '../src/events.ts';
+import type { TaskRecord } from '../src/task-record.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
 import { until, withTimeout } from './helpers/timeout.ts';
@@ -46,6 +47,8 @@ let port: number;
 const serverErrors: string[] = [];
 /** A task that stays queued (the queue is paused); re-created whenever the fuzzer ends it. */
 let liveTaskId = '';
+/** Every task as of the last tidy(), newest first. */
+let knownRecords: TaskRecord[] = [];
 /** Ended tasks made at the start: a completed, a failed and a cancelled one. */
 const endedTaskIds: string[] = [];
 /** Stream tokens minted at the start (alice's, alice's for one task, bob's), and forgeries. */
@@ -66,9 +69,9 @@ beforeAll(async () => {
   for (const task of [completed, failed]) {
     await server.api(`/api/tasks/${task.task_id}/wait?timeout_ms=10000`, { headers: asAlice });
   }
-  server.service.pause();
+  await server.service.pause();
   const cancelled = await createAsAlice({ type: 'sample', input: { steps: 1, step_ms: 0 } });
-  server.service.cancel(cancelled.task_id);
+  await server.service.cancel(cancelled.task_id);
   endedTaskIds.push(completed.task_id, failed.task_id, cancelled.task_id);
 
   const mint = async (key: string, body: unknown) => {
@@ -83,7 +86,7 @@ beforeAll(async () => {
   const alices = await mint(KEYS.alice, {});
   tokens.push(alices, await mint(KEYS.alice, { task_ids: [completed.task_id] }), await mint(KEYS.bob, {}));
   tokens.push(`${alices.slice(0, -2)}AA`, alices.split('.').slice(0, 2).join('.'), `${alices}.x`, 'st1..', 'st1.e30.x');
-  tidy();
+  await tidy();
 });
 
 async function createAsAlice(body: unknown): Promise<{ task_id: string; stream_url: string }> {
@@ -111,22 +114,24 @@ afterAll(async () => {
  * Puts the service back in its fuzzing state and returns the task ids requests may name:
  * the queue paused, nothing running, one queued task, and every other task ended.
  */
-function tidy(): string[] {
+async function tidy(): Promise<string[]> {
   const { service } = server;
-  if (!service.stats.paused) service.pause();
+  if (!(await service.stats()).paused) await service.pause();
   for (const status of ['running', 'queued'] as const) {
-    for (const task of service.list({ status, limit: 1000 }).tasks) {
+    for (const task of (await service.list({ status, limit: 1000 })).tasks) {
       if (task.task_id === liveTaskId && status === 'queued') continue;
       if (cancelling.has(task.task_id)) continue;
       cancelling.add(task.task_id);
-      service.cancel(task.task_id);
+      // Resolves at once: a running task stops during its grace period, while requests go on.
+      await service.cancel(task.task_id).catch(() => {});
     }
   }
-  const live = liveTaskId === '' ? undefined : service.list({ status: 'queued', limit: 1000 }).tasks.find((task) => task.task_id === liveTaskId);
-  if (!live) {
-    liveTaskId = service.create({ type: 'block', input: { progress: 0 } }, { owner: 'alice' }).record.task_id;
+  const queued = (await service.list({ status: 'queued', limit: 1000 })).tasks;
+  if (liveTaskId === '' || !queued.some((task) => task.task_id === liveTaskId)) {
+    liveTaskId = (await service.create({ type: 'block', input: { progress: 0 } }, { owner: 'alice' })).record.task_id;
   }
-  const newest = service.list({ limit: 30 }).tasks.map((task) => task.task_id);
+  knownRecords = (await service.list({ limit: 1000 })).tasks;
+  const newest = knownRecords.slice(0, 30).map((task) => task.task_id);
   return [...new Set([liveTaskId, ...endedTaskIds, ...newest])];
 }
 
@@ -249,7 +254,7 @@ async function fuzz<T>(
 ) {
   await fc.assert(
     fc.asyncProperty(arbitrary, async (spec) => {
-      await exchange(build(spec, tidy()));
+      await exchange(build(spec, await tidy()));
     }),
     { seed: SEED, numRuns, examples: examples.map((example): [T] => [example]) },
   );
@@ -702,7 +707,7 @@ describe('fuzzing every route', () => {
       ({ route, method, id, query: querySpec, headers, body }, known) => {
         const taskId = resolveId(id, known);
         let search = resolveQuery(querySpec, known);
-        const record = server.service.list({ limit: 1000 }).tasks.find((task) => task.task_id === decoded(taskId));
+        const record = knownRecords.find((task) => task.task_id === decoded(taskId));
         if (route.suffix === '/wait' && record && !isTerminal(record.status)) {
           // Long-polling a task that will not end would hold the run for timeout_ms.
           search = `?timeout_ms=${querySpec.pairs.length % 20}`;
@@ -807,7 +812,7 @@ describe('fuzzing every route', () => {
   it('malformed HTTP on a raw socket: never a 5xx, and every answer from the app is a problem', { timeout: 60_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(rawRequest, async (spec) => {
-        const known = tidy();
+        const known = await tidy();
         const bytes = buildRaw(spec, known);
         const errorsBefore = serverErrors.length;
         const answer = await rawExchange(bytes);
@@ -842,12 +847,12 @@ describe('fuzzing every route', () => {
   });
 
   it('afterwards, a sample task still runs end to end and nothing leaked', { timeout: 30_000 }, async () => {
-    tidy();
-    server.service.cancel(liveTaskId);
-    server.service.resume();
+    await tidy();
+    await server.service.cancel(liveTaskId);
+    await server.service.resume();
     // Every fuzzed stream was hung up on: none may linger in the hub or the broker.
-    await until(() => server.hub.size === 0 && server.service.stats.streams === 0, 'every fuzzed stream to close');
-    await until(() => server.service.stats.running === 0, 'cancelled tasks to stop');
+    await until(async () => server.hub.size === 0 && (await server.service.stats()).streams === 0, 'every fuzzed stream to close');
+    await until(async () => (await server.service.stats()).running === 0, 'cancelled tasks to stop');
 
     const task = await createAsAlice({ type: 'sample', input: { steps: 3, step_ms: 5 } });
     const client = await SseClient.connect(`${server.url}${task.stream_url}`, asAlice);

@@ -99,7 +99,7 @@ describe('request timeouts', () => {
       // The app had started on the request: its log line comes when the response closes.
       await until(() => logs.some((line) => line.msg === 'request' && line.method === 'POST'), 'the log line of the cut request');
 
-      expect(server.service.stats.tasks).toBe(0);
+      expect((await server.service.stats()).tasks).toBe(0);
       // A client that was too slow is not the service failing.
       expect(errorLines(logs), JSON.stringify(errorLines(logs)).slice(0, 1000)).toEqual([]);
       const task = await server.create({ type: 'sample', input: { steps: 1, step_ms: 0 } });

@@ -97,22 +97,22 @@ describe('Reaper with a manual clock', () => {
     expect(reaper.status).toMatchObject({ evictedTotal: 1, pending: 0 });
   });
 
-  it('sweep() evicts what is due now and leaves the rest to the timer', () => {
+  it('sweep() evicts what is due now and leaves the rest to the timer', async () => {
     const clock = new ManualClock();
     const start = clock.now();
     const { reaper, evicted } = reaperWith(clock);
     reaper.schedule('a', start + 10);
     reaper.schedule('b', start + 20);
-    expect(reaper.sweep()).toBe(0);
+    expect(await reaper.sweep()).toBe(0);
     clock.advance(5);
-    expect(reaper.sweep()).toBe(0);
+    expect(await reaper.sweep()).toBe(0);
     expect(evicted).toEqual([]);
     clock.advance(15);
     expect(evicted).toEqual([
       { taskId: 'a', at: start + 10 },
       { taskId: 'b', at: start + 20 },
     ]);
-    expect(reaper.sweep()).toBe(0);
+    expect(await reaper.sweep()).toBe(0);
   });
 
   it('close() stops it: nothing is evicted afterwards and no timer is left', () => {
@@ -230,7 +230,7 @@ describe('the reaper in the service, with a manual clock', () => {
     const queued = await server.create({ type: 'block', input: {} });
 
     clock.advance(100 * RETENTION_MS);
-    expect(server.service.reap()).toBe(0);
+    expect(await server.service.reap()).toBe(0);
     const [runningNow, queuedNow] = await Promise.all([running, queued].map(async (task) => json(await read(task.task_id))));
     expect(runningNow).toMatchObject({ status: 'running', expires_at: null, finished_at: null });
     expect(queuedNow).toMatchObject({ status: 'queued', expires_at: null, finished_at: null });

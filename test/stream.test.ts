@@ -59,7 +59,7 @@ async function expectProblem(response: Response, status: number, code: string): 
 }
 
 /** Nothing is left of any stream: no broker subscription and no open SSE response. */
-const noStreamsLeft = (server: TestServer) => () => server.service.stats.streams === 0 && server.hub.size === 0;
+const noStreamsLeft = (server: TestServer) => async () => (await server.service.stats()).streams === 0 && server.hub.size === 0;
 
 describe('task stream', () => {
   it('sends task_started, every progress_update, then task_completed, and ends', async () => {
@@ -227,7 +227,7 @@ describe('resuming a stream', () => {
       );
       expect(byQuery.errors).toEqual([{ pointer: '/last_event_id', detail: expect.any(String) }]);
     }
-    expect(noStreamsLeft(server)()).toBe(true);
+    expect(await noStreamsLeft(server)()).toBe(true);
   });
 });
 
@@ -287,7 +287,7 @@ describe('subscribers', () => {
     const task = await server.create({ type: 'block', input: { progress: 1 } });
     const streams = await Promise.all([1, 2, 3].map(() => connect(server, task.stream_url)));
     for (const client of streams) await client.waitFor((events) => events.length === 2, 'the history so far');
-    expect(server.service.stats.streams).toBe(3);
+    expect((await server.service.stats()).streams).toBe(3);
     expect(server.hub.size).toBe(3);
 
     for (const client of streams) client.close();
@@ -332,7 +332,7 @@ describe('stream errors', () => {
     // A resume point does not turn an unknown task into a 204.
     const resumed = await server.api(`/api/tasks/${randomUUID()}/events`, { headers: { 'last-event-id': '3' } });
     await expectProblem(resumed, 404, 'task_not_found');
-    expect(noStreamsLeft(server)()).toBe(true);
+    expect(await noStreamsLeft(server)()).toBe(true);
   });
 
   it('a deleted task\'s stream answers 404, even to a client resuming after its end', async () => {
@@ -374,7 +374,7 @@ describe('ordering under load', () => {
       expect(client.response.status).toBe(200);
       streams.push(client);
     }
-    expect(server.service.stats.streams).toBe(11);
+    expect((await server.service.stats()).streams).toBe(11);
 
     await cancel(server, blocker.task_id);
     await blocked.untilEnd('the blocker to be cancelled');

@@ -15,7 +15,11 @@ export interface LoggedEvent {
   readonly owner: string | null;
 }
 
-/** A stream's view of events. Calls are synchronous and must not throw. */
+/**
+ * A stream's view of events. Calls are synchronous, fast and must not throw: a broker calls
+ * them in a loop over every subscriber. They may come before subscribe() has resolved
+ * (events published while it was opening): a subscriber buffers those until it is ready.
+ */
 export interface Subscriber {
   deliver(logged: LoggedEvent): void;
   /** The task is gone (deleted or evicted); `removed` is its task_removed event. */
@@ -23,15 +27,27 @@ export interface Subscriber {
 }
 
 export interface Subscription {
-  /** Retained events after the resume point, oldest first; live ones follow via deliver(). */
+  /**
+   * Retained events after the resume point, oldest first. Every event published after them
+   * goes to deliver(): none is in both, none in neither (no gap, no duplicate).
+   */
   readonly history: readonly LoggedEvent[];
   /**
-   * The newest id handed out so far on this kind of stream: the task's last seq (for a
-   * `{ seq }` resume point), else the last service-wide position. A resume point past it
-   * was never sent.
+   * The newest id handed out so far on this kind of stream, read with the history: the
+   * task's last seq (for a `{ seq }` resume point), else the last service-wide position. A
+   * resume point past it was never sent.
    */
   readonly newest: number;
+  /** Stops deliveries. Idempotent. */
   unsubscribe(): void;
+}
+
+export interface TaskSubscription extends Subscription {
+  /**
+   * The task's terminal event is logged at or before the resume point: the subscriber
+   * already has it, so nothing more will come (an HTTP stream answers 204).
+   */
+  readonly ended: boolean;
 }
 
 export interface GlobalSubscription extends Subscription {
@@ -39,28 +55,50 @@ export interface GlobalSubscription extends Subscription {
   readonly complete: boolean;
 }
 
-/** Where a stream resumes: after a task's own seq, or after a service-wide position. */
+/**
+ * Where a stream resumes: after a task's own seq, or after a service-wide position.
+ * `{ seq: Number.MAX_SAFE_INTEGER }` means "live events only".
+ */
 export type ResumePoint = { seq: number } | { position: number };
 
 export type NewTaskCreatedEvent = Omit<TaskCreatedEvent, 'seq'>;
 
 /**
  * Numbers events, keeps bounded replay logs (one per task and one service-wide) and fans
- * events out to subscribers. Implementations: MemoryBroker.
+ * events out to subscribers, on every process that shares the broker.
+ *
+ * Per task, the log keeps every lifecycle event and the newest progress events (older
+ * progress is thinned); service-wide, the newest events of all tasks. Implementations:
+ * MemoryBroker. Network implementations reject with AppError `backend_unavailable` when
+ * the backend cannot be reached.
  */
 export interface Broker {
-  /** Numbers a task event (seq per task, position service-wide), logs it and delivers it. */
-  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): LoggedEvent;
-  /** One task's history after `after`, then its live events, with no gap or duplicate. */
-  subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Subscription;
+  /**
+   * Numbers a task event and logs it, as one atomic step: its `seq` is the task's previous
+   * seq + 1 (task_created has seq 0 and goes to the service-wide log only) and its
+   * `position` is greater than that of every event published before it, on any process.
+   * Resolves once the event is logged; subscribers get it via deliver(), on every process.
+   * The caller publishes one task's events one at a time, in order.
+   */
+  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): Promise<LoggedEvent>;
+  /**
+   * One task's retained events after `after`, then its live events, with no gap or
+   * duplicate between the two. A task with no events yet (or an unknown id) has an empty
+   * history; its events are delivered once published.
+   */
+  subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Promise<TaskSubscription>;
   /**
    * Every task's events: with `afterPosition`, the service-wide history after it, then live;
-   * without, live only.
+   * without, live only. Carries task_created and task_removed too.
    */
-  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription;
-  /** Forgets a task's log, publishes its task_removed and tells its subscribers. */
-  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): void;
-  /** Open subscriptions over all tasks. */
+  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): Promise<GlobalSubscription>;
+  /**
+   * Forgets a task's log, publishes its task_removed (seq 0) to subscribeAll() subscribers
+   * and calls removed() on the task's own subscribers, on every process.
+   */
+  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): Promise<void>;
+  /** Open subscriptions on this process, over all tasks. */
   readonly subscriberCount: number;
-  close(): void;
+  /** Ends deliveries and releases connections. Idempotent. */
+  close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { NewTaskEvent } from '../events.ts';
+import { isTerminalEvent, type NewTaskEvent } from '../events.ts';
 import type { StreamEvent } from '../stream-events.ts';
 import type {
   Broker,
@@ -8,6 +8,7 @@ import type {
   ResumePoint,
   Subscriber,
   Subscription,
+  TaskSubscription,
 } from './broker.ts';
 
 interface TaskLog {
@@ -16,6 +17,8 @@ interface TaskLog {
   events: LoggedEvent[];
   progressCount: number;
   subscribers: Set<Subscriber>;
+  /** The terminal event, once logged: always the last. */
+  terminal: LoggedEvent | undefined;
 }
 
 export interface MemoryBrokerOptions {
@@ -27,7 +30,11 @@ export interface MemoryBrokerOptions {
   firstPosition?: number;
 }
 
-/** The in-process broker: replay logs in memory and synchronous fan-out. */
+/**
+ * The in-process broker: replay logs in memory and synchronous fan-out. Each call runs to
+ * completion before it returns (the promises carry values already computed), so nothing can
+ * slip in between reading a history and adding its subscriber.
+ */
 export class MemoryBroker implements Broker {
   readonly #logs = new Map<string, TaskLog>();
   readonly #allSubscribers = new Set<Subscriber>();
@@ -44,37 +51,48 @@ export class MemoryBroker implements Broker {
     this.#lastPosition = firstPosition - 1;
   }
 
-  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): LoggedEvent {
+  publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): Promise<LoggedEvent> {
     if (event.event_type === 'task_created') {
       const logged = this.#log0({ ...event, seq: 0 }, owner);
       for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
-      return logged;
+      return Promise.resolve(logged);
     }
     const log = this.#taskLog(event.task_id);
     const { event_type, task_id, timestamp, data } = event;
     const logged = this.#log0({ event_type, task_id, seq: ++log.lastSeq, timestamp, data } as StreamEvent, owner);
     log.events.push(logged);
-    if (event_type === 'progress_update' && ++log.progressCount > 2 * this.#progressHistory) {
-      this.#thin(log);
+    if (event_type === 'progress_update') {
+      if (++log.progressCount > 2 * this.#progressHistory) this.#thin(log);
+    } else if (isTerminalEvent(logged.event)) {
+      log.terminal = logged;
     }
     for (const subscriber of log.subscribers) subscriber.deliver(logged);
     for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
-    return logged;
+    return Promise.resolve(logged);
   }
 
-  subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Subscription {
+  subscribe(taskId: string, after: ResumePoint, subscriber: Subscriber): Promise<TaskSubscription> {
     const log = this.#taskLog(taskId);
-    const history =
-      'seq' in after
-        ? log.events.slice(firstAfter(log.events, after.seq, (logged) => logged.event.seq))
-        : log.events.slice(firstAfter(log.events, after.position, (logged) => logged.position));
-    // Publishing is synchronous, so nothing can slip in between reading history and adding.
+    const bySeq = 'seq' in after;
+    const history = bySeq
+      ? log.events.slice(firstAfter(log.events, after.seq, (logged) => logged.event.seq))
+      : log.events.slice(firstAfter(log.events, after.position, (logged) => logged.position));
+    const { terminal } = log;
+    const ended =
+      terminal !== undefined && (bySeq ? terminal.event.seq <= after.seq : terminal.position <= after.position);
     log.subscribers.add(subscriber);
-    const newest = 'seq' in after ? log.lastSeq : this.#lastPosition;
-    return this.#track(history, newest, () => log.subscribers.delete(subscriber));
+    const remove = () => {
+      log.subscribers.delete(subscriber);
+      // A log opened only by subscribers (a task with no events yet, or one already dropped).
+      if (log.events.length === 0 && log.subscribers.size === 0 && this.#logs.get(taskId) === log) {
+        this.#logs.delete(taskId);
+      }
+    };
+    const newest = bySeq ? log.lastSeq : this.#lastPosition;
+    return Promise.resolve({ ...this.#track(history, newest, remove), ended });
   }
 
-  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): GlobalSubscription {
+  subscribeAll(afterPosition: number | undefined, subscriber: Subscriber): Promise<GlobalSubscription> {
     let history: LoggedEvent[] = [];
     let complete = true;
     if (afterPosition !== undefined) {
@@ -84,10 +102,11 @@ export class MemoryBroker implements Broker {
       if (complete) history = this.#global.slice(firstAfter(this.#global, afterPosition, (logged) => logged.position));
     }
     this.#allSubscribers.add(subscriber);
-    return { ...this.#track(history, this.#lastPosition, () => this.#allSubscribers.delete(subscriber)), complete };
+    const remove = () => this.#allSubscribers.delete(subscriber);
+    return Promise.resolve({ ...this.#track(history, this.#lastPosition, remove), complete });
   }
 
-  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): void {
+  drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): Promise<void> {
     const log = this.#logs.get(taskId);
     this.#logs.delete(taskId);
     const removed = this.#log0(
@@ -95,19 +114,19 @@ export class MemoryBroker implements Broker {
       owner,
     );
     for (const subscriber of this.#allSubscribers) subscriber.deliver(removed);
-    if (!log) return;
-    const subscribers = [...log.subscribers];
-    for (const subscriber of subscribers) subscriber.removed(removed);
+    if (log) for (const subscriber of [...log.subscribers]) subscriber.removed(removed);
+    return Promise.resolve();
   }
 
   get subscriberCount(): number {
     return this.#subscriberCount;
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.#logs.clear();
     this.#allSubscribers.clear();
     this.#global = [];
+    return Promise.resolve();
   }
 
   /** Gives an event its position and appends it to the service-wide log. */
@@ -120,7 +139,7 @@ export class MemoryBroker implements Broker {
     return logged;
   }
 
-  #track(history: LoggedEvent[], newest: number, remove: () => boolean): Subscription {
+  #track(history: LoggedEvent[], newest: number, remove: () => unknown): Subscription {
     this.#subscriberCount++;
     let active = true;
     return {
@@ -138,7 +157,7 @@ export class MemoryBroker implements Broker {
   #taskLog(taskId: string): TaskLog {
     let log = this.#logs.get(taskId);
     if (!log) {
-      log = { lastSeq: 0, events: [], progressCount: 0, subscribers: new Set() };
+      log = { lastSeq: 0, events: [], progressCount: 0, subscribers: new Set(), terminal: undefined };
       this.#logs.set(taskId, log);
     }
     return log;

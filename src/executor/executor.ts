@@ -12,11 +12,19 @@ export interface ExecutionRequest {
   timeoutMs: number;
   /** Higher starts first; equal priorities start in submission order. */
   priority: number;
+  /** Which attempt this run is (1 for the first). Carried as is and reported in `started`. */
+  attempt: number;
 }
 
 export interface SubmitOptions {
   /** Queue even past the queue limit (a retry of a task that was already accepted). */
   force?: boolean;
+  /**
+   * Start no sooner than this long from now (a retry's backoff). The delay is kept by the
+   * executor, so in a shared queue it survives the process that asked for it. A delayed
+   * task is not counted as queued in stats(), and cancel() reaches it.
+   */
+  delayMs?: number;
 }
 
 /** How a task ended. */
@@ -25,29 +33,55 @@ export type ExecutionOutcome =
   | { status: 'failed'; error: TaskError }
   | { status: 'cancelled'; reason: CancelReason };
 
+export interface ExecutorStats {
+  /** Tasks waiting for a worker, in the whole (possibly shared) queue; delayed ones excluded. */
+  queued: number;
+  /** Tasks running, on every process that shares the queue. */
+  running: number;
+  maxQueue: number;
+  /** Worker threads, summed over every live process that shares the queue. */
+  maxWorkers: number;
+  paused: boolean;
+}
+
+/**
+ * What an executor reports, on the process where it happened. For each submitted task:
+ * `started` (once per attempt), then any number of `progress`, then exactly one
+ * `finished`, after its last `progress`; a task cancelled before it started has only
+ * `finished`. A task whose process died mid-run is reported by another process as
+ * `finished` with error code `worker_lost`.
+ */
 export interface ExecutorEventMap {
-  started: [taskId: string];
+  started: [taskId: string, attempt: number];
   progress: [taskId: string, progress: ProgressReport];
-  /** Exactly once per submitted task, after its last `progress`. */
   finished: [taskId: string, outcome: ExecutionOutcome];
 }
 
 /**
- * Runs tasks: holds the queue, starts tasks in order as workers free up, enforces timeouts
- * and cancellation. Implementations: PiscinaExecutor.
+ * Runs tasks: holds the queue, starts tasks in priority order as workers free up, enforces
+ * timeouts (counted from the start) and cancellation (cooperative through the task's
+ * signal, then its thread is terminated after the grace period). Knows nothing of the
+ * lifecycle: the service decides retries and what an outcome means.
+ * Implementations: PiscinaExecutor.
  */
 export interface Executor extends EventEmitter<ExecutorEventMap> {
-  /** Queues a task. Throws AppError `queue_full` when no more may wait. */
-  submit(request: ExecutionRequest, options?: SubmitOptions): void;
   /**
-   * Cancels a task: a queued one finishes at once; a running one sees its signal abort and,
-   * after the grace period, loses its thread. Returns false if the task is not here.
+   * Queues a task. Rejects with AppError `queue_full` when no more may wait (unless
+   * `force`), `shutting_down` once closed.
    */
-  cancel(taskId: string, reason: CancelReason): boolean;
-  readonly stats: { queued: number; running: number; maxQueue: number; maxWorkers: number; paused: boolean };
-  /** Stops starting queued tasks; running ones go on. */
-  pause(): void;
-  resume(): void;
-  /** Stops accepting tasks and ends the workers. Idempotent. */
+  submit(request: ExecutionRequest, options?: SubmitOptions): Promise<void>;
+  /**
+   * Cancels a task wherever it is: a queued or delayed one finishes (`cancelled`) at once,
+   * before this resolves; a running one, on whichever process runs it, sees its signal abort
+   * and, after the grace period, loses its thread, then finishes `cancelled` there. A task
+   * already past its end, or unknown, is left alone. Resolves whether the task was found.
+   */
+  cancel(taskId: string, reason: CancelReason): Promise<boolean>;
+  /** Figures of the whole queue (a round trip for a shared one). */
+  stats(): Promise<ExecutorStats>;
+  /** Stops starting queued tasks, for every process sharing the queue; running ones go on. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Stops accepting tasks and ends this process's workers. Idempotent. */
   close(): Promise<void>;
 }

@@ -1,9 +1,16 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.ts';
 import { errors } from '../errors.ts';
 import type { CancelReason } from '../events.ts';
-import type { Clock } from '../reaper.ts';
-import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorEventMap, SubmitOptions } from './executor.ts';
+import type {
+  ExecutionOutcome,
+  ExecutionRequest,
+  Executor,
+  ExecutorEventMap,
+  ExecutorStats,
+  SubmitOptions,
+} from './executor.ts';
 import { JobQueue } from './job-queue.ts';
 import { PiscinaRunner, type RunListener } from './piscina-runner.ts';
 
@@ -18,13 +25,16 @@ export interface PiscinaExecutorOptions {
   /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
   workerMaxHeapMb?: number | undefined;
   logger: Logger;
-  /** Runs the timeout of each attempt; the system clock unless a test drives time. */
+  /** Times retry delays (submit's delayMs); the wall clock by default. */
   clock?: Clock;
 }
 
 interface Job {
   request: ExecutionRequest;
-  state: 'queued' | 'running';
+  /** Delayed: waiting out a retry's backoff, not yet in the queue. */
+  state: 'delayed' | 'queued' | 'running';
+  /** While delayed: the clock's timer that queues it. */
+  delayTimer?: unknown;
 }
 
 /**
@@ -35,6 +45,7 @@ interface Job {
 export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements Executor {
   readonly #runner: PiscinaRunner;
   readonly #options: PiscinaExecutorOptions;
+  readonly #clock: Clock;
   readonly #jobs = new Map<string, Job>();
   /** Queued jobs by priority; cancelled ones stay until popped or compacted, then skipped. */
   readonly #queue = new JobQueue<Job>();
@@ -52,62 +63,82 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   constructor(options: PiscinaExecutorOptions) {
     super();
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#runner = new PiscinaRunner(options);
   }
 
-  submit(request: ExecutionRequest, { force = false }: SubmitOptions = {}): void {
-    if (this.#closed) throw errors.shuttingDown();
+  submit(request: ExecutionRequest, { force = false, delayMs = 0 }: SubmitOptions = {}): Promise<void> {
+    if (this.#closed) return Promise.reject(errors.shuttingDown());
     // Queued jobs that a free worker will take on the next dispatch are not waiting.
     const free = this.#paused ? 0 : this.#options.maxWorkers - this.#running;
     if (!force && this.#queued - free >= this.#options.maxQueue) {
-      throw errors.queueFull(this.#options.maxQueue);
+      return Promise.reject(errors.queueFull(this.#options.maxQueue));
     }
     const job: Job = { request, state: 'queued' };
     this.#jobs.set(request.taskId, job);
-    this.#queue.push(job, request.priority);
-    this.#queued++;
-    this.#scheduleDispatch();
+    if (delayMs > 0) {
+      job.state = 'delayed';
+      job.delayTimer = this.#clock.setTimeout(() => {
+        job.delayTimer = undefined;
+        if (this.#jobs.get(request.taskId) === job && !this.#closed) this.#enqueue(job);
+      }, delayMs);
+    } else {
+      this.#enqueue(job);
+    }
+    return Promise.resolve();
   }
 
-  cancel(taskId: string, reason: CancelReason): boolean {
+  cancel(taskId: string, reason: CancelReason): Promise<boolean> {
     const job = this.#jobs.get(taskId);
-    if (!job) return false;
-    if (job.state === 'queued') {
+    if (!job) return Promise.resolve(false);
+    if (job.state === 'running') return Promise.resolve(this.#runner.stop(taskId, { kind: 'cancel', reason }));
+    this.#jobs.delete(taskId);
+    if (job.state === 'delayed') {
+      this.#clock.clearTimeout(job.delayTimer);
+    } else {
       // Left in the queue; #dispatch skips jobs that are no longer in #jobs.
-      this.#jobs.delete(taskId);
       this.#queued--;
       if (this.#queue.size > 2 * this.#queued + 1024) {
         this.#queue.retain((queued) => this.#jobs.get(queued.request.taskId) === queued);
       }
-      this.emit('finished', taskId, { status: 'cancelled', reason });
-      return true;
     }
-    return this.#runner.stop(taskId, { kind: 'cancel', reason });
+    this.emit('finished', taskId, { status: 'cancelled', reason });
+    return Promise.resolve(true);
   }
 
-  get stats() {
-    return {
+  stats(): Promise<ExecutorStats> {
+    return Promise.resolve({
       queued: this.#queued,
       running: this.#running,
       maxQueue: this.#options.maxQueue,
       maxWorkers: this.#options.maxWorkers,
       paused: this.#paused,
-    };
+    });
   }
 
-  pause(): void {
+  pause(): Promise<void> {
     this.#paused = true;
+    return Promise.resolve();
   }
 
-  resume(): void {
+  resume(): Promise<void> {
     this.#paused = false;
     this.#scheduleDispatch();
+    return Promise.resolve();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const job of this.#jobs.values()) if (job.state === 'delayed') this.#clock.clearTimeout(job.delayTimer);
     await this.#runner.close();
+  }
+
+  #enqueue(job: Job): void {
+    job.state = 'queued';
+    this.#queue.push(job, job.request.priority);
+    this.#queued++;
+    this.#scheduleDispatch();
   }
 
   #finished(taskId: string, outcome: ExecutionOutcome): void {
@@ -135,7 +166,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
       this.#queued--;
       job.state = 'running';
       this.#running++;
-      this.emit('started', job.request.taskId);
+      this.emit('started', job.request.taskId, job.request.attempt);
       this.#runner.run(job.request, this.#listener);
     }
   }

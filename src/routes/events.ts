@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { StreamTokens } from '../auth/stream-tokens.ts';
 import type { LoggedEvent, Subscriber, Subscription } from '../broker/broker.ts';
 import { AppError } from '../errors.ts';
-import { isTerminal, isTerminalEvent, TaskEventSchema } from '../events.ts';
+import { isTerminalEvent, TaskEventSchema } from '../events.ts';
 import { refuseHead } from '../http/allowed-methods.ts';
 import { assertStreamScope, type AuthEnv } from '../http/auth.ts';
 import { problemDoc as problem } from '../http/problem.ts';
@@ -132,7 +132,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         503: problem('Shutting down'),
       },
     }),
-    (c) => {
+    async (c) => {
       const { task_id: taskId } = c.req.valid('param');
       const resume = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
       const afterSeq = resume?.after ?? 0;
@@ -140,29 +140,28 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       assertStreamScope(caller, [taskId]);
       hub.assertCapacity(caller.owner);
 
-      // Assigned before any delivery: the broker only delivers on later ticks.
       let stream: SseStream | undefined;
+      // Live events that arrive while the subscription opens wait here, behind the history.
+      const early: LoggedEvent[] = [];
+      let removedEarly = false;
       const deliver = (logged: LoggedEvent) => {
-        if (!stream) return;
+        if (!stream) return void early.push(logged);
         sendEvent(stream, logged, 'task');
         if (isTerminalEvent(logged.event)) stream.end();
       };
-      const { record, subscription } = service.subscribe(
-        taskId,
-        afterSeq,
-        { deliver, removed: () => stream?.end() },
-        caller.owner,
-      );
+      const removed = () => (stream ? stream.end() : (removedEarly = true));
+      const { subscription } = await service.subscribe(taskId, afterSeq, { deliver, removed }, caller.owner);
       assertSent(resume, subscription);
 
-      if (isTerminal(record.status) && subscription.history.length === 0) {
+      if (subscription.ended) {
         // The client already has the terminal event: 204 stops EventSource reconnecting.
         subscription.unsubscribe();
         return c.body(null, 204);
       }
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
-      stream.replay(subscription.history, deliver);
+      stream.replay(early.length === 0 ? subscription.history : [...subscription.history, ...early], deliver);
+      if (removedEarly) stream.end();
       return RESPONSE_ALREADY_SENT as never;
     },
   );
@@ -204,7 +203,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         503: problem('Shutting down'),
       },
     }),
-    (c) => {
+    async (c) => {
       const { task_id } = c.req.valid('query');
       const resume = resumeAfter(c.req.header('last-event-id'), c.req.query('last_event_id'));
       const afterPosition = resume?.after;
@@ -215,24 +214,27 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       hub.assertCapacity(caller.owner);
 
       let stream: SseStream | undefined;
+      // Live events that arrive while the subscription opens wait here, behind the history.
+      const early: LoggedEvent[] = [];
       if (taskIds === undefined) {
-        const subscription = service.subscribeAll(
+        const send = (logged: LoggedEvent) => sendMultiplexed(stream!, logged);
+        const subscription = await service.subscribeAll(
           afterPosition,
-          { deliver: (logged) => stream && sendMultiplexed(stream, logged), removed: () => {} },
+          { deliver: (logged) => (stream ? send(logged) : early.push(logged)), removed: () => {} },
           caller.owner,
         );
         assertSent(resume, subscription);
         stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
-        stream.replay(subscription.history, (logged) => sendMultiplexed(stream!, logged));
+        stream.replay([...subscription.history, ...early], send);
         return RESPONSE_ALREADY_SENT as never;
       }
 
       // A chosen set of tasks: the stream ends when each has sent its terminal event.
       const open = new Set<string>();
       const deliver = (logged: LoggedEvent) => {
-        if (!stream) return;
+        if (!stream) return void early.push(logged);
         sendEvent(stream, logged, 'multiplexed');
         if (isTerminalEvent(logged.event) || logged.event.event_type === 'task_removed') {
           open.delete(logged.event.task_id);
@@ -240,21 +242,22 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         }
       };
       const subscriber: Subscriber = { deliver, removed: deliver };
-      const { records, subscription } = service.subscribeMany(taskIds, afterPosition ?? 0, subscriber, caller.owner);
+      const { records, subscription, ended } = await service.subscribeMany(
+        taskIds,
+        afterPosition ?? 0,
+        subscriber,
+        caller.owner,
+      );
       assertSent(resume, subscription);
-      for (const record of records) open.add(record.task_id);
-      const pendingTerminal = (record: (typeof records)[number]) =>
-        !isTerminal(record.status) ||
-        subscription.history.some((logged) => logged.event.task_id === record.task_id && isTerminalEvent(logged.event));
-      if (!records.some(pendingTerminal)) {
+      // Tasks whose terminal event the client already has are done from the start.
+      for (const record of records) if (!ended.has(record.task_id)) open.add(record.task_id);
+      if (open.size === 0) {
         subscription.unsubscribe();
         return c.body(null, 204);
       }
-      // Tasks whose terminal event the client already has are done from the start.
-      for (const record of records) if (!pendingTerminal(record)) open.delete(record.task_id);
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
-      stream.replay(subscription.history, deliver);
+      stream.replay([...subscription.history, ...early], deliver);
       return RESPONSE_ALREADY_SENT as never;
     },
   );

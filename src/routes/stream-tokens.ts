@@ -50,11 +50,11 @@ export function streamTokenRoutes({ service, tokens }: { service: TaskService; t
         404: problem('One of the chosen tasks does not exist (or is not the caller\'s)'),
       },
     }),
-    (c) => {
+    async (c) => {
       const { owner } = c.get('caller');
       const taskIds = c.req.valid('json')?.task_ids ?? null;
       // Every chosen task must be one the caller can see: a token never names another's.
-      for (const taskId of taskIds ?? []) service.get(taskId, owner);
+      for (const taskId of taskIds ?? []) await service.get(taskId, owner);
       const { token, expiresAt } = tokens.mint(owner ?? '', taskIds);
       const query = new URLSearchParams((taskIds ?? []).map((id): [string, string] => ['task_id', id]));
       query.set('token', token);

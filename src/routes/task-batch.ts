@@ -156,7 +156,7 @@ export function taskBatchRoutes(options: TaskBatchRoutesOptions) {
         }
         const { idempotency_key: idempotencyKey, ...request } = parsed.data;
         try {
-          const outcome = service.create(request, { idempotencyKey, owner: caller.owner });
+          const outcome = await service.create(request, { idempotencyKey, owner: caller.owner });
           if (outcome.created) created++;
           results.push({ index, status: outcome.created ? 201 : 200, task: present(caller, outcome.record), error: null });
         } catch (error) {

@@ -135,9 +135,8 @@ export function taskRoutes(options: TaskRoutesOptions) {
   const CreateTaskRequest = registry.createRequestSchema(maxTaskTimeoutMs);
 
   /** The snapshot as `caller` gets it: with auth on, its stream_url opens with no headers. */
-  const present = (caller: Caller, record: TaskRecord, basePath: string) => {
-    const plain = toSnapshot(record);
-    const snapshot = { ...plain, stream_url: `${basePath}${plain.stream_url}` };
+  const present = (caller: Caller, record: TaskRecord) => {
+    const snapshot = toSnapshot(record);
     if (!streamTokens || caller.owner === undefined) return snapshot;
     const { token } = streamTokens.mint(caller.owner, [record.task_id]);
     return { ...snapshot, stream_url: `${snapshot.stream_url}?token=${token}` };
@@ -183,7 +182,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
         503: problem('The queue is full; retry after `Retry-After` seconds'),
       },
     }),
-    (c) => {
+    async (c) => {
       const idempotencyKey = c.req.header('idempotency-key');
       if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
         throw new AppError('invalid_request', 'Idempotency-Key must be 1-255 visible ASCII characters', {
@@ -191,9 +190,9 @@ export function taskRoutes(options: TaskRoutesOptions) {
         });
       }
       const caller = c.get('caller');
-      const { record, created } = service.create(c.req.valid('json'), { idempotencyKey, owner: caller.owner });
-      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
-      return created ? c.json(present(caller, record, c.get('basePath')), 201) : c.json(present(caller, record, c.get('basePath')), 200);
+      const { record, created } = await service.create(c.req.valid('json'), { idempotencyKey, owner: caller.owner });
+      c.header('location', `/api/tasks/${record.task_id}`);
+      return created ? c.json(present(caller, record), 201) : c.json(present(caller, record), 200);
     },
   );
 
@@ -210,7 +209,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
         400: problem('Missing or non-terminal status'),
       },
     }),
-    (c) => c.json({ deleted: service.clear(c.req.valid('query').status, c.get('caller').owner) }, 200),
+    async (c) => c.json({ deleted: await service.clear(c.req.valid('query').status, c.get('caller').owner) }, 200),
   );
 
   app.openapi(
@@ -221,12 +220,12 @@ export function taskRoutes(options: TaskRoutesOptions) {
       summary: 'Counts per status, workers, queue, streams and intake',
       responses: { 200: json(StatsSchema, 'Current figures') },
     }),
-    (c) => {
-      const stats = service.stats;
+    async (c) => {
       const { owner } = c.get('caller');
+      const [stats, tasks] = await Promise.all([service.stats(), service.taskCounts(owner)]);
       return c.json(
         {
-          tasks: service.taskCounts(owner),
+          tasks,
           workers: { max: stats.maxWorkers, busy: stats.running },
           queue: { size: stats.queued, max: stats.maxQueue },
           streams: hub.streamsOf(owner),
@@ -249,14 +248,14 @@ export function taskRoutes(options: TaskRoutesOptions) {
         400: problem('Bad query parameter'),
       },
     }),
-    (c) => {
+    async (c) => {
       const { label, ...query } = c.req.valid('query');
       const caller = c.get('caller');
       const labels = labelFilter(label);
       // Listed even when no task can match, so that a bad cursor is still refused.
-      const { tasks, next_cursor } = service.list({ ...query, labels: labels ?? undefined, owner: caller.owner });
+      const { tasks, next_cursor } = await service.list({ ...query, labels: labels ?? undefined, owner: caller.owner });
       if (labels === null) return c.json({ tasks: [], next_cursor: null }, 200);
-      return c.json({ tasks: tasks.map((task) => present(caller, task, c.get('basePath'))), next_cursor }, 200);
+      return c.json({ tasks: tasks.map((task) => present(caller, task)), next_cursor }, 200);
     },
   );
 
@@ -269,9 +268,9 @@ export function taskRoutes(options: TaskRoutesOptions) {
       request: { params: TaskIdParams },
       responses: { 200: snapshot('The task'), 404: problem('No such task (or evicted)') },
     }),
-    (c) => {
+    async (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, service.get(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 200);
+      return c.json(present(caller, await service.get(c.req.valid('param').task_id, caller.owner)), 200);
     },
   );
 
@@ -290,9 +289,9 @@ export function taskRoutes(options: TaskRoutesOptions) {
         409: problem('The task has already ended'),
       },
     }),
-    (c) => {
+    async (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, service.cancel(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 202);
+      return c.json(present(caller, await service.cancel(c.req.valid('param').task_id, caller.owner)), 202);
     },
   );
 
@@ -314,11 +313,11 @@ export function taskRoutes(options: TaskRoutesOptions) {
         503: problem('The queue is full'),
       },
     }),
-    (c) => {
+    async (c) => {
       const caller = c.get('caller');
-      const record = service.retry(c.req.valid('param').task_id, caller.owner);
-      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
-      return c.json(present(caller, record, c.get('basePath')), 201);
+      const record = await service.retry(c.req.valid('param').task_id, caller.owner);
+      c.header('location', `/api/tasks/${record.task_id}`);
+      return c.json(present(caller, record), 201);
     },
   );
 
@@ -360,7 +359,7 @@ export function taskRoutes(options: TaskRoutesOptions) {
       const caller = c.get('caller');
       const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal, caller.owner);
       if (!record) throw errors.taskNotFound(taskId);
-      return c.json(present(caller, record, c.get('basePath')), 200);
+      return c.json(present(caller, record), 200);
     },
   );
 
@@ -377,8 +376,8 @@ export function taskRoutes(options: TaskRoutesOptions) {
         409: problem('The task is still queued or running: cancel it first'),
       },
     }),
-    (c) => {
-      service.remove(c.req.valid('param').task_id, c.get('caller').owner);
+    async (c) => {
+      await service.remove(c.req.valid('param').task_id, c.get('caller').owner);
       return c.body(null, 204);
     },
   );
@@ -396,8 +395,8 @@ export function taskRoutes(options: TaskRoutesOptions) {
     (c) => c.json({ task_types: registry.describe() as z.infer<typeof TaskTypeListSchema>['task_types'] }, 200),
   );
 
-  const queueState = () => {
-    const { paused, queued, maxQueue } = service.stats;
+  const queueState = async () => {
+    const { paused, queued, maxQueue } = await service.stats();
     return { paused, size: queued, max: maxQueue };
   };
   for (const action of ['pause', 'resume'] as const) {
@@ -412,11 +411,11 @@ export function taskRoutes(options: TaskRoutesOptions) {
             : 'Resume intake: queued tasks start again',
         responses: { 200: json(QueueStateSchema, 'The queue now'), 403: problem('Not an admin owner (with API_KEYS)') },
       }),
-      (c) => {
+      async (c) => {
         assertAdmin(c.get('caller'));
-        if (action === 'pause') service.pause();
-        else service.resume();
-        return c.json(queueState(), 200);
+        if (action === 'pause') await service.pause();
+        else await service.resume();
+        return c.json(await queueState(), 200);
       },
     );
   }
@@ -451,9 +450,9 @@ export function taskRoutes(options: TaskRoutesOptions) {
         403: problem('Not an admin owner (with API_KEYS)'),
       },
     }),
-    (c) => {
+    async (c) => {
       assertAdmin(c.get('caller'));
-      return c.json({ evicted: service.reap() }, 200);
+      return c.json({ evicted: await service.reap() }, 200);
     },
   );
 

@@ -1,43 +1,85 @@
-import type { TaskStatus } from '../events.ts';
-import type { TaskQuery, TaskRecord, TaskStore } from './task-store.ts';
+import { isTerminal, type TaskStatus } from '../events.ts';
+import type {
+  CreateOutcome,
+  IdempotencyClaim,
+  TaskChanges,
+  TaskQuery,
+  TaskRecord,
+  TaskStore,
+  TransitionOutcome,
+} from './task-store.ts';
 
-/** Task records in a Map. Insertion order is creation order, since ids are UUIDv7. */
+/**
+ * Task records in a Map. Insertion order is creation order, since ids are UUIDv7. Every
+ * operation runs to completion before it returns, so each is atomic; the promises only
+ * carry values already computed.
+ */
 export class MemoryTaskStore implements TaskStore {
   readonly #records = new Map<string, TaskRecord>();
-  /** Kept in step with every insert, status change and delete: in all, and per owner. */
+  /** Kept in step with every create, status change and delete: in all, and per owner. */
   readonly #counts = emptyCounts();
   readonly #ownerCounts = new Map<string, Record<TaskStatus, number>>();
+  /** Scoped key → the task it names, and back. A key lives as long as its task. */
+  readonly #keys = new Map<string, { taskId: string; fingerprint: string }>();
+  readonly #keyOf = new Map<string, string>();
+  /** Ended tasks → expiry (epoch ms), in expiry order. */
+  #ended = new Map<string, number>();
+  #lastExpiry = -Infinity;
 
-  insert(record: TaskRecord): void {
+  create(record: TaskRecord, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
+    if (idempotency !== undefined) {
+      const scoped = scopedKey(record.owner, idempotency.key);
+      const earlier = this.#keys.get(scoped);
+      const existing = earlier && this.#records.get(earlier.taskId);
+      if (earlier && existing) {
+        return Promise.resolve(
+          earlier.fingerprint === idempotency.fingerprint
+            ? { kind: 'existing', record: existing }
+            : { kind: 'key_reused', taskId: earlier.taskId },
+        );
+      }
+      this.#keys.set(scoped, { taskId: record.task_id, fingerprint: idempotency.fingerprint });
+      this.#keyOf.set(record.task_id, scoped);
+    }
     this.#records.set(record.task_id, record);
     this.#count(record, 1);
+    if (isTerminal(record.status)) this.#markEnded(record);
+    return Promise.resolve({ kind: 'created', record });
   }
 
-  get(taskId: string): TaskRecord | undefined {
-    return this.#records.get(taskId);
+  get(taskId: string): Promise<TaskRecord | undefined> {
+    return Promise.resolve(this.#records.get(taskId));
   }
 
-  update(taskId: string, changes: Partial<TaskRecord>): TaskRecord | undefined {
-    const current = this.#records.get(taskId);
-    if (!current) return undefined;
-    const next = { ...current, ...changes };
-    this.#records.set(taskId, next);
-    if (next.status !== current.status) {
-      this.#count(current, -1);
-      this.#count(next, 1);
+  transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges): Promise<TransitionOutcome> {
+    const previous = this.#records.get(taskId);
+    if (!previous || !from.includes(previous.status)) return Promise.resolve({ applied: false, record: previous });
+    const record: TaskRecord = { ...previous, ...changes };
+    this.#records.set(taskId, record);
+    if (record.status !== previous.status) {
+      this.#count(previous, -1);
+      this.#count(record, 1);
+      if (isTerminal(record.status)) this.#markEnded(record);
+      else this.#ended.delete(taskId);
     }
-    return next;
+    return Promise.resolve({ applied: true, record, previous });
   }
 
-  delete(taskId: string): boolean {
+  delete(taskId: string): Promise<TaskRecord | undefined> {
     const record = this.#records.get(taskId);
-    if (!record) return false;
+    if (!record) return Promise.resolve(undefined);
     this.#records.delete(taskId);
     this.#count(record, -1);
-    return true;
+    this.#ended.delete(taskId);
+    const key = this.#keyOf.get(taskId);
+    if (key !== undefined) {
+      this.#keyOf.delete(taskId);
+      this.#keys.delete(key);
+    }
+    return Promise.resolve(record);
   }
 
-  list({ status, type, labels, owner, limit, before }: TaskQuery): { tasks: TaskRecord[]; hasMore: boolean } {
+  list({ status, type, labels, owner, limit, before }: TaskQuery): Promise<{ tasks: TaskRecord[]; hasMore: boolean }> {
     const all = [...this.#records.values()];
     const wanted = labels ? Object.entries(labels) : [];
     const tasks: TaskRecord[] = [];
@@ -48,19 +90,48 @@ export class MemoryTaskStore implements TaskStore {
       if (type !== undefined && record.type !== type) continue;
       if (owner !== undefined && record.owner !== owner) continue;
       if (wanted.some(([key, value]) => record.labels[key] !== value)) continue;
-      if (tasks.length === limit) return { tasks, hasMore: true };
+      if (tasks.length === limit) return Promise.resolve({ tasks, hasMore: true });
       tasks.push(record);
     }
-    return { tasks, hasMore: false };
+    return Promise.resolve({ tasks, hasMore: false });
   }
 
-  counts(owner?: string): Record<TaskStatus, number> {
-    if (owner === undefined) return { ...this.#counts };
-    return { ...(this.#ownerCounts.get(owner) ?? emptyCounts()) };
+  counts(owner?: string): Promise<Record<TaskStatus, number>> {
+    if (owner === undefined) return Promise.resolve({ ...this.#counts });
+    return Promise.resolve({ ...(this.#ownerCounts.get(owner) ?? emptyCounts()) });
   }
 
-  get size(): number {
-    return this.#records.size;
+  size(): Promise<number> {
+    return Promise.resolve(this.#records.size);
+  }
+
+  expired(now: number, limit: number): Promise<string[]> {
+    const due: string[] = [];
+    for (const [taskId, expiresAt] of this.#ended) {
+      if (expiresAt > now || due.length === limit) break;
+      due.push(taskId);
+    }
+    return Promise.resolve(due);
+  }
+
+  oldestEnded(): Promise<string | undefined> {
+    return Promise.resolve(this.#ended.keys().next().value);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  #markEnded(record: TaskRecord): void {
+    const expiresAt = record.expires_at === null ? Infinity : Date.parse(record.expires_at);
+    this.#ended.delete(record.task_id);
+    this.#ended.set(record.task_id, expiresAt);
+    if (expiresAt >= this.#lastExpiry) {
+      this.#lastExpiry = expiresAt;
+      return;
+    }
+    // Out of order (a clock stepped back): rare, so re-sort rather than index.
+    this.#ended = new Map([...this.#ended].sort(([, a], [, b]) => a - b));
   }
 
   #count(record: TaskRecord, delta: 1 | -1): void {
@@ -71,5 +142,8 @@ export class MemoryTaskStore implements TaskStore {
     counts[record.status] += delta;
   }
 }
+
+/** Keys are per owner: one owner can neither collide with nor probe another's. */
+const scopedKey = (owner: string | null, key: string) => `${owner ?? ''}\u0000${key}`;
 
 const emptyCounts = (): Record<TaskStatus, number> => ({ queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 });

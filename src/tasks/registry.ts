@@ -143,7 +143,7 @@ function taskOptions(maxTimeoutMs: number) {
       .min(1)
       .max(20)
       .optional()
-      .describe('Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1)'),
+      .describe('Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1)'),
     retry_backoff_ms: z
       .int()
       .min(0)
