@@ -374,7 +374,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -400,7 +400,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -436,7 +436,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -469,7 +469,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -555,7 +555,7 @@ export interface components {
             eta_ms: number | null;
         };
         /** @enum {string} */
-        TaskErrorCode: "task_error" | "invalid_result" | "invalid_input" | "timeout" | "worker_crashed";
+        TaskErrorCode: "task_error" | "invalid_result" | "invalid_input" | "timeout" | "worker_crashed" | "worker_lost";
         Problem: {
             /** @description A URI naming the kind of problem */
             type: string;
@@ -599,7 +599,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -623,7 +623,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -657,7 +657,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;
@@ -688,7 +688,7 @@ export interface components {
             timeout_ms?: number;
             /** @description Higher starts first (default 0) */
             priority?: number;
-            /** @description Attempts allowed when an attempt fails with task_error, timeout or worker_crashed (default 1) */
+            /** @description Attempts allowed when an attempt fails with task_error, timeout, worker_crashed or worker_lost (default 1) */
             max_attempts?: number;
             /** @description Base delay before a retry, doubled per attempt, with jitter (default 1000) */
             retry_backoff_ms?: number;

@@ -17,8 +17,11 @@ import { dashboardRoutes } from './routes/dashboard.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
+import { queueRoutes } from './routes/queue.ts';
+import { reaperRoutes } from './routes/reaper.ts';
 import { streamTokenRoutes } from './routes/stream-tokens.ts';
 import { taskBatchRoutes } from './routes/task-batch.ts';
+import { taskTypeRoutes } from './routes/task-types.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { validationHook } from './routes/validation.ts';
 import type { TaskService } from './service.ts';
@@ -85,12 +88,13 @@ export function createApp(options: AppOptions) {
       registry,
       maxTaskTimeoutMs,
       bodyLimitBytes,
-      retentionMs,
       hub,
-      adminOwners,
       streamTokens: keyring.enabled ? streamTokens : undefined,
     }),
   );
+  app.route('/api', taskTypeRoutes({ registry }));
+  app.route('/api', queueRoutes({ service, adminOwners }));
+  app.route('/api', reaperRoutes({ service, retentionMs, adminOwners }));
   app.route(
     '/api',
     taskBatchRoutes({

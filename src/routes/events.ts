@@ -11,7 +11,7 @@ import { problemDoc as problem } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
 import { RESYNC_EVENT, StreamEventSchema } from '../stream-events.ts';
-import { TaskIdParams } from './tasks.ts';
+import { TaskIdParams } from './responses.ts';
 import { validationHook } from './validation.ts';
 
 export interface EventRoutesOptions {

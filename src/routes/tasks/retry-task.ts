@@ -1,0 +1,35 @@
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { AuthEnv } from '../../http/auth.ts';
+import { problemDoc as problem } from '../../http/problem.ts';
+import type { TaskService } from '../../service.ts';
+import { createdSnapshot, TaskIdParams } from '../responses.ts';
+import type { Present } from '../task-presenter.ts';
+import { validationHook } from '../validation.ts';
+
+/** POST /tasks/{task_id}/retry: a failed or cancelled task again, as a new task. */
+export function retryTaskRoute({ service, present }: { service: TaskService; present: Present }) {
+  const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tasks/{task_id}/retry',
+      operationId: 'retryTask',
+      summary: 'Start a failed or cancelled task again, as a new task',
+      description: 'The new task has the same type, input and options, and `retry_of` naming the old one.',
+      request: { params: TaskIdParams },
+      responses: {
+        201: createdSnapshot('The new task', 'The new task\'s URL'),
+        404: problem('No such task'),
+        409: problem('The task is queued, running or completed'),
+        503: problem('The queue is full'),
+      },
+    }),
+    async (c) => {
+      const caller = c.get('caller');
+      const record = await service.retry(c.req.valid('param').task_id, caller.owner);
+      c.header('location', `/api/tasks/${record.task_id}`);
+      return c.json(present(caller, record), 201);
+    },
+  );
+  return app;
+}
