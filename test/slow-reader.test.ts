@@ -171,7 +171,7 @@ describe('a client that stops reading', () => {
     const server = await serve();
     const streams = watchStreams(server);
     // Held queued until every client is in place.
-    server.service.pause();
+    await server.service.pause();
     const COUNT = 100_000; // about 25 MB of progress frames: far more than the socket buffers hold
     const flood = await server.create({ type: 'flood', input: { count: COUNT } });
     const sample = await server.create({ type: 'sample', input: { steps: 3, step_ms: 1 } });
@@ -189,7 +189,7 @@ describe('a client that stops reading', () => {
     expect(watched, 'the stalled client\'s stream on the server').toBeDefined();
     const memoryBefore = process.memoryUsage();
 
-    server.service.resume();
+    await server.service.resume();
 
     // The other task runs alongside and its stream is exact.
     await other.untilEnd('the sample task\'s stream to end', 30_000);
@@ -237,7 +237,7 @@ describe('a client that stops reading', () => {
   it('on the all-tasks stream is cut past 8 MiB, and resuming with Last-Event-ID loses no lifecycle event', async () => {
     const server = await serve();
     const streams = watchStreams(server);
-    server.service.pause();
+    await server.service.pause();
     const stalled = new SseReader(`${server.url}/api/events`, { stalled: true });
     closers.push(() => stalled.close());
     expect((await stalled.headers()).statusCode).toBe(200);
@@ -256,7 +256,7 @@ describe('a client that stops reading', () => {
     const sample = await server.create({ type: 'sample', input: { steps: 3, step_ms: 1 } });
     const other = await SseClient.connect(`${server.url}${sample.stream_url}`);
     closers.push(() => other.close());
-    server.service.resume();
+    await server.service.resume();
 
     await until(() => watched.response.destroyed, 'the server to cut the stalled stream', 60_000);
     console.log(
