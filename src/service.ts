@@ -384,11 +384,18 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    */
   async drain(graceMs: number): Promise<void> {
     this.#draining = true;
-    for (const taskId of await this.#taskIds('queued')) await this.#cancel(taskId, 'shutdown');
-    if (await this.#whenIdle(graceMs)) return;
-    for (const taskId of await this.#taskIds('running')) await this.#cancel(taskId, 'shutdown');
-    // Cancellation ends every task within the cancel grace period (the thread is terminated).
-    await this.#whenIdle(Infinity);
+    // The grace period starts now, on the service's clock, whatever the awaits below take.
+    let graceTimer: unknown;
+    const graceOver = new Promise<false>((resolve) => (graceTimer = this.#clock.setTimeout(() => resolve(false), graceMs)));
+    try {
+      for (const taskId of await this.#taskIds('queued')) await this.#cancel(taskId, 'shutdown');
+      if (await Promise.race([this.#whenIdle(), graceOver])) return;
+      for (const taskId of await this.#taskIds('running')) await this.#cancel(taskId, 'shutdown');
+      // Cancellation ends every task within the cancel grace period (the thread is terminated).
+      await this.#whenIdle();
+    } finally {
+      this.#clock.clearTimeout(graceTimer);
+    }
   }
 
   /** Evicts every ended task whose retention is over; returns how many. */
@@ -528,21 +535,20 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     return tasks.map((task) => task.task_id);
   }
 
-  /** Resolves true once no task is queued or running, or false after `ms`. */
-  async #whenIdle(ms: number): Promise<boolean> {
+  /** Resolves true once no task is queued or running. */
+  async #whenIdle(): Promise<true> {
     const idle = async () => {
       const counts = await this.#store.counts();
       return counts.queued + counts.running === 0;
     };
     if (await idle()) return true;
     return new Promise((resolve) => {
-      const done = (result: boolean) => {
-        this.#clock.clearTimeout(timer);
-        this.#endListeners.delete(check);
-        resolve(result);
-      };
-      const check = () => void idle().then((yes) => yes && done(true));
-      const timer = Number.isFinite(ms) ? this.#clock.setTimeout(() => done(false), ms) : undefined;
+      const check = () =>
+        void idle().then((yes) => {
+          if (!yes) return;
+          this.#endListeners.delete(check);
+          resolve(true);
+        });
       this.#endListeners.add(check);
     });
   }

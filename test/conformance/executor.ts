@@ -24,6 +24,9 @@ type Seen =
   | { kind: 'progress'; progress: ProgressReport }
   | { kind: 'finished'; outcome: ExecutionOutcome };
 
+/** Thread start-up on a loaded machine can take seconds: waits allow for it. */
+const WAIT_MS = 20_000;
+
 /** Everything an executor reports, per task, in order. */
 function watch(executor: Executor) {
   const seen = new Map<string, Seen[]>();
@@ -100,7 +103,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open();
       const task = request('sample', { steps: 3, step_ms: 0 }, { attempt: 2 });
       await executor.submit(task);
-      await until(() => seen.ended(task.taskId), 'the task to finish');
+      await until(() => seen.ended(task.taskId), 'the task to finish', WAIT_MS);
       const events = seen.of(task.taskId);
       expect(events[0]).toEqual({ kind: 'started', attempt: 2 });
       expect(events.filter((entry) => entry.kind === 'progress').map((entry) => entry.kind === 'progress' && entry.progress.step)).toEqual([1, 2, 3]);
@@ -117,7 +120,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       };
       for (const task of Object.values(tasks)) await executor.submit(task);
       for (const [code, task] of Object.entries(tasks)) {
-        await until(() => seen.ended(task.taskId), `the ${code} task to finish`);
+        await until(() => seen.ended(task.taskId), `the ${code} task to finish`, WAIT_MS);
         expect(seen.outcome(task.taskId), code).toMatchObject({ status: 'failed', error: { code, message: expect.any(String) } });
         expectWellFormed(seen.kinds(task.taskId));
       }
@@ -128,7 +131,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open({ cancelGraceMs: 100 });
       const task = request('block', {}, { timeoutMs: 300 });
       await executor.submit(task);
-      await until(() => seen.ended(task.taskId), 'the timeout');
+      await until(() => seen.ended(task.taskId), 'the timeout', WAIT_MS);
       expect(seen.outcome(task.taskId)).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
     });
 
@@ -136,7 +139,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open({ maxWorkers: 1 });
       const blocker = request('block', { progress: 1 });
       await executor.submit(blocker);
-      await until(() => seen.kinds(blocker.taskId).includes('progress'), 'the blocker to run');
+      await until(() => seen.kinds(blocker.taskId).includes('progress'), 'the blocker to run', WAIT_MS);
       const queued = request('sample', { steps: 1, step_ms: 0 });
       await executor.submit(queued);
 
@@ -144,7 +147,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect(seen.of(queued.taskId)).toEqual([{ kind: 'finished', outcome: { status: 'cancelled', reason: 'requested' } }]);
 
       expect(await executor.cancel(blocker.taskId, 'shutdown')).toBe(true);
-      await until(() => seen.ended(blocker.taskId), 'the blocker to stop');
+      await until(() => seen.ended(blocker.taskId), 'the blocker to stop', WAIT_MS);
       expect(seen.outcome(blocker.taskId)).toEqual({ status: 'cancelled', reason: 'shutdown' });
       expect(seen.kinds(blocker.taskId)).toEqual(['started', 'progress', 'finished']);
       expect(seen.started(queued.taskId)).toBe(false);
@@ -154,15 +157,15 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open({ maxWorkers: 1, cancelGraceMs: 100 });
       const stubborn = request('ignore_cancel', {});
       await executor.submit(stubborn);
-      await until(() => seen.kinds(stubborn.taskId).includes('progress'), 'the stubborn task to run');
+      await until(() => seen.kinds(stubborn.taskId).includes('progress'), 'the stubborn task to run', WAIT_MS);
       expect(await executor.cancel(stubborn.taskId, 'requested')).toBe(true);
-      await until(() => seen.ended(stubborn.taskId), 'the thread to be ended');
+      await until(() => seen.ended(stubborn.taskId), 'the thread to be ended', WAIT_MS);
       expect(seen.outcome(stubborn.taskId)).toEqual({ status: 'cancelled', reason: 'requested' });
 
       // The pool carries on with a fresh thread.
       const next = request('sample', { steps: 1, step_ms: 0 });
       await executor.submit(next);
-      await until(() => seen.ended(next.taskId), 'a task after the ended thread');
+      await until(() => seen.ended(next.taskId), 'a task after the ended thread', WAIT_MS);
       expect(seen.outcome(next.taskId)).toMatchObject({ status: 'completed' });
     });
 
@@ -171,7 +174,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect(await executor.cancel('no-such-task', 'requested')).toBe(false);
       const task = request('sample', { steps: 1, step_ms: 0 });
       await executor.submit(task);
-      await until(() => seen.ended(task.taskId), 'the task to finish');
+      await until(() => seen.ended(task.taskId), 'the task to finish', WAIT_MS);
       expect(await executor.cancel(task.taskId, 'requested')).toBe(false);
       expect(seen.kinds(task.taskId).filter((kind) => kind === 'finished')).toHaveLength(1);
     });
@@ -181,7 +184,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const blocker = gate();
       const first = request('gate', blocker.input);
       await executor.submit(first);
-      await until(() => seen.started(first.taskId), 'the gate task to start');
+      await until(() => seen.started(first.taskId), 'the gate task to start', WAIT_MS);
       const queued = [
         request('sample', { steps: 1, step_ms: 0 }, { priority: 0 }),
         request('sample', { steps: 1, step_ms: 0 }, { priority: 5 }),
@@ -190,7 +193,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       ];
       for (const task of queued) await executor.submit(task);
       blocker.open();
-      await until(() => queued.every((task) => seen.ended(task.taskId)), 'every queued task to finish');
+      await until(() => queued.every((task) => seen.ended(task.taskId)), 'every queued task to finish', WAIT_MS);
       expect(seen.starts).toEqual([first.taskId, queued[1]!.taskId, queued[3]!.taskId, queued[2]!.taskId, queued[0]!.taskId]);
     });
 
@@ -198,7 +201,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open({ maxWorkers: 1, maxQueue: 1 });
       const blocker = request('block', { progress: 1 });
       await executor.submit(blocker);
-      await until(() => seen.kinds(blocker.taskId).includes('progress'), 'the blocker to run');
+      await until(() => seen.kinds(blocker.taskId).includes('progress'), 'the blocker to run', WAIT_MS);
       await executor.submit(request('sample', { steps: 1, step_ms: 0 }));
       const refused = await executor.submit(request('sample', { steps: 1, step_ms: 0 })).then(
         () => undefined,
@@ -218,7 +221,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect(await executor.stats()).toMatchObject({ queued: 2, running: 0, paused: true });
       expect(tasks.some((task) => seen.started(task.taskId))).toBe(false);
       await executor.resume();
-      await until(() => tasks.every((task) => seen.ended(task.taskId)), 'both tasks to run once resumed');
+      await until(() => tasks.every((task) => seen.ended(task.taskId)), 'both tasks to run once resumed', WAIT_MS);
       expect((await executor.stats()).paused).toBe(false);
     });
 
@@ -230,7 +233,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect((await executor.stats()).queued).toBe(0);
       let startedAt = 0;
       executor.once('started', () => (startedAt = Date.now()));
-      await until(() => seen.ended(delayed.taskId), 'the delayed task to run');
+      await until(() => seen.ended(delayed.taskId), 'the delayed task to run', WAIT_MS);
       expect(startedAt - submittedAt).toBeGreaterThanOrEqual(400);
       expect(seen.outcome(delayed.taskId)).toMatchObject({ status: 'completed' });
 
@@ -244,7 +247,7 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       const { executor, seen } = await open({ maxWorkers: 2 });
       const tasks = Array.from({ length: 12 }, (_, i) => request('sample', { steps: 5, step_ms: 0, ...(i % 4 === 3 ? { fail_at_step: 3 } : {}) }));
       await Promise.all(tasks.map((task) => executor.submit(task)));
-      await until(() => tasks.every((task) => seen.ended(task.taskId)), 'all twelve tasks to finish');
+      await until(() => tasks.every((task) => seen.ended(task.taskId)), 'all twelve tasks to finish', WAIT_MS);
       for (const task of tasks) expectWellFormed(seen.kinds(task.taskId));
       expect(tasks.map((task) => seen.outcome(task.taskId)!.status)).toEqual(
         tasks.map((_, i) => (i % 4 === 3 ? 'failed' : 'completed')),
