@@ -13,6 +13,12 @@ export interface Backends {
   store: TaskStore;
   broker: Broker;
   executor: Executor;
+  /**
+   * How often the reaper sweeps the store for expired tasks that another process ended:
+   * set when the store is shared. Alone, each task is evicted on time by the process that
+   * ended it, and no sweep is needed.
+   */
+  reaperSweepMs?: number;
 }
 
 export interface BackendOptions {

@@ -12,6 +12,11 @@ export interface ReaperOptions {
   expired?: (now: number) => Promise<string[]>;
   /** The ended task that expires first, from the store. Read by evictOldest(). */
   oldestEnded?: () => Promise<string | undefined>;
+  /**
+   * Also sweep this often (ms), for tasks this process did not schedule: with a store shared
+   * by several processes, those another one ended (and did not live to evict). 0: never.
+   */
+  sweepEveryMs?: number;
   clock?: Clock;
 }
 
@@ -26,6 +31,8 @@ export class Reaper {
   readonly #expired: ((now: number) => Promise<string[]>) | undefined;
   readonly #oldestEnded: (() => Promise<string | undefined>) | undefined;
   readonly #clock: Clock;
+  readonly #sweepEveryMs: number;
+  #sweepTimer: unknown = undefined;
   /** Sorted by expiresAt, oldest from #head on. */
   #due: { taskId: string; expiresAt: number }[] = [];
   #head = 0;
@@ -35,11 +42,13 @@ export class Reaper {
   #lastRunAt: number | null = null;
   #evictedTotal = 0;
 
-  constructor({ evict, expired, oldestEnded, clock = systemClock }: ReaperOptions) {
+  constructor({ evict, expired, oldestEnded, sweepEveryMs = 0, clock = systemClock }: ReaperOptions) {
     this.#evict = evict;
     this.#expired = expired;
     this.#oldestEnded = oldestEnded;
     this.#clock = clock;
+    this.#sweepEveryMs = sweepEveryMs;
+    this.#armSweep();
   }
 
   /** Evicts `taskId` at `expiresAt` (epoch ms). */
@@ -89,6 +98,11 @@ export class Reaper {
     return { lastRunAt: this.#lastRunAt, evictedTotal: this.#evictedTotal, pending: this.pending };
   }
 
+  /** How often it sweeps besides evicting each scheduled task on time; 0: never. */
+  get sweepEveryMs(): number {
+    return this.#sweepEveryMs;
+  }
+
   get pending(): number {
     return this.#due.length - this.#head;
   }
@@ -97,6 +111,18 @@ export class Reaper {
     this.#closed = true;
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#clock.clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+  }
+
+  /** The periodic sweep: the next one is set once this one is over, so they never overlap. */
+  #armSweep(): void {
+    if (this.#sweepEveryMs <= 0 || this.#closed) return;
+    this.#sweepTimer = this.#clock.setTimeout(() => {
+      void this.sweep()
+        .catch(() => 0)
+        .finally(() => this.#armSweep());
+    }, this.#sweepEveryMs);
   }
 
   /** Starts evicting every scheduled task due at `now`; each entry settles true if it was evicted. */

@@ -33,6 +33,11 @@ export interface TaskServiceOptions {
   retentionMs: number;
   /** Tasks kept at most; past it the oldest ended ones are evicted early. */
   maxRetainedTasks?: number;
+  /**
+   * How often the reaper also sweeps the store for expired tasks, besides evicting each
+   * task that ended here on time: set when other processes share the store. 0: never.
+   */
+  reaperSweepMs?: number;
   clock?: Clock;
 }
 
@@ -115,8 +120,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   /** Set by drain(): no new tasks or streams; existing ones run to their end. */
   #draining = false;
   #closing = false;
-  /** Woken whenever a task ends here: drain() re-checks whether any is left. */
-  #endListeners = new Set<() => void>();
+  /** Called after each executor event is applied: drain() re-checks whether any task is left. */
+  readonly #endListeners = new Set<() => void>();
   /**
    * Executor events not yet applied, by task: each is applied after the previous one of the
    * same task has been, so a task's events are published in the order they happened.
@@ -150,6 +155,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
         }),
       expired: (now) => this.#store.expired(now, 1000),
       oldestEnded: () => this.#store.oldestEnded(),
+      sweepEveryMs: options.reaperSweepMs ?? 0,
       clock: this.#clock,
     });
     this.#waiters = new EndWaiters({ broker: this.#broker, store: this.#store });
@@ -201,6 +207,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     if (outcome.kind === 'existing') return { record: outcome.record, created: false };
     if (outcome.kind === 'key_reused') throw errors.idempotencyKeyReused(outcome.taskId);
     try {
+      // A drain that began meanwhile has already listed what to cancel: refuse instead.
+      if (this.#draining) throw errors.shuttingDown();
       await this.#executor.submit(executionOf(record, 1));
     } catch (error) {
       // Nothing was published yet: the task never existed for anyone.
@@ -293,7 +301,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   get reaperStatus() {
-    return this.#reaper.status;
+    return { ...this.#reaper.status, sweepEveryMs: this.#reaper.sweepEveryMs };
   }
 
   /**
@@ -378,9 +386,10 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   /**
-   * Stops taking tasks and streams, cancels queued tasks, gives running ones `graceMs` to
-   * finish, then cancels them (reason `shutdown`) and waits until every task has ended, so
-   * every stream has had its terminal event.
+   * Stops taking tasks and streams, cancels the tasks waiting in this process, gives the ones
+   * running here `graceMs` to finish, then cancels them (reason `shutdown`) and waits until
+   * each has ended, so every stream has had its terminal event. Tasks waiting in a queue
+   * shared with other processes stay there for them.
    */
   async drain(graceMs: number): Promise<void> {
     this.#draining = true;
@@ -388,9 +397,9 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     let graceTimer: unknown;
     const graceOver = new Promise<false>((resolve) => (graceTimer = this.#clock.setTimeout(() => resolve(false), graceMs)));
     try {
-      for (const taskId of await this.#taskIds('queued')) await this.#cancel(taskId, 'shutdown');
+      for (const taskId of (await this.#executor.held()).waiting) await this.#cancel(taskId, 'shutdown');
       if (await Promise.race([this.#whenIdle(), graceOver])) return;
-      for (const taskId of await this.#taskIds('running')) await this.#cancel(taskId, 'shutdown');
+      for (const taskId of (await this.#executor.held()).running) await this.#cancel(taskId, 'shutdown');
       // Cancellation ends every task within the cancel grace period (the thread is terminated).
       await this.#whenIdle();
     } finally {
@@ -435,6 +444,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#applying.set(taskId, applied);
     void applied.then(() => {
       if (this.#applying.get(taskId) === applied) this.#applying.delete(taskId);
+      for (const listener of this.#endListeners) listener();
     });
   }
 
@@ -498,7 +508,6 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     else await this.#publish(record, 'task_cancelled', { reason: outcome.reason });
     this.#reaper.schedule(taskId, expiresAt);
     this.emit('transition', record);
-    for (const listener of this.#endListeners) listener();
   }
 
   /**
@@ -530,23 +539,17 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.emit('published', event_type);
   }
 
-  async #taskIds(status: 'queued' | 'running'): Promise<string[]> {
-    const { tasks } = await this.#store.list({ status, limit: Number.MAX_SAFE_INTEGER });
-    return tasks.map((task) => task.task_id);
-  }
-
-  /** Resolves true once no task is queued or running. */
+  /** Resolves true once this process holds no task and every end reported here is applied. */
   async #whenIdle(): Promise<true> {
     const idle = async () => {
-      const counts = await this.#store.counts();
-      return counts.queued + counts.running === 0;
+      const { waiting, running } = await this.#executor.held();
+      return waiting.length + running.length === 0 && this.#applying.size === 0;
     };
     if (await idle()) return true;
     return new Promise((resolve) => {
       const check = () =>
         void idle().then((yes) => {
-          if (!yes) return;
-          this.#endListeners.delete(check);
+          if (!yes || !this.#endListeners.delete(check)) return;
           resolve(true);
         });
       this.#endListeners.add(check);

@@ -115,6 +115,29 @@ describe('Reaper with a manual clock', () => {
     expect(await reaper.sweep()).toBe(0);
   });
 
+  it('also sweeps the store every sweepEveryMs, for tasks another process ended', async () => {
+    const clock = new ManualClock();
+    const inStore = new Set(['ended-elsewhere']);
+    const evicted: string[] = [];
+    const reaper = new Reaper({
+      clock,
+      sweepEveryMs: 1000,
+      evict: async (taskId) => (evicted.push(taskId), inStore.delete(taskId)),
+      expired: async () => [...inStore],
+    });
+    clock.advance(999);
+    expect(evicted).toEqual([]);
+    clock.advance(1);
+    await until(() => evicted.length === 1, 'the first periodic sweep');
+    expect(evicted).toEqual(['ended-elsewhere']);
+    expect(reaper.status).toMatchObject({ evictedTotal: 1 });
+    expect(reaper.sweepEveryMs).toBe(1000);
+
+    await until(() => clock.pending === 1, 'the next sweep to be set');
+    reaper.close();
+    expect(clock.pending).toBe(0);
+  });
+
   it('close() stops it: nothing is evicted afterwards and no timer is left', () => {
     const clock = new ManualClock();
     const { reaper, ids } = reaperWith(clock);

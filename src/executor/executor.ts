@@ -77,6 +77,12 @@ export interface Executor extends EventEmitter<ExecutorEventMap> {
    * already past its end, or unknown, is left alone. Resolves whether the task was found.
    */
   cancel(taskId: string, reason: CancelReason): Promise<boolean>;
+  /**
+   * The tasks this process must see ended before it stops: those waiting in a queue or delay
+   * only it holds, and those running on its threads. Tasks waiting in a queue shared with
+   * other processes are not listed: another process will run them.
+   */
+  held(): Promise<{ waiting: string[]; running: string[] }>;
   /** Figures of the whole queue (a round trip for a shared one). */
   stats(): Promise<ExecutorStats>;
   /** Stops starting queued tasks, for every process sharing the queue; running ones go on. */

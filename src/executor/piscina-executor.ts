@@ -106,6 +106,13 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     return Promise.resolve(true);
   }
 
+  held(): Promise<{ waiting: string[]; running: string[] }> {
+    const waiting: string[] = [];
+    const running: string[] = [];
+    for (const [taskId, job] of this.#jobs) (job.state === 'running' ? running : waiting).push(taskId);
+    return Promise.resolve({ waiting, running });
+  }
+
   stats(): Promise<ExecutorStats> {
     return Promise.resolve({
       queued: this.#queued,

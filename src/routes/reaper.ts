@@ -12,7 +12,9 @@ const ReaperStatusSchema = z
     retention_ms: z.int().describe('How long an ended task stays readable'),
     interval_ms: z
       .int()
-      .describe('0: there is no periodic sweep; one timer fires at each task\'s expiry, to the millisecond'),
+      .describe(
+        'How often the store is also swept for expired tasks that another instance ended; 0: no periodic sweep, one timer fires at each task\'s expiry, to the millisecond',
+      ),
     last_run_at: z.iso.datetime().nullable(),
     evicted_total: z.int(),
   })
@@ -36,11 +38,11 @@ export function reaperRoutes({ service, retentionMs, adminOwners }: ReaperRoutes
       responses: { 200: json(ReaperStatusSchema, 'Reaper status') },
     }),
     (c) => {
-      const { lastRunAt, evictedTotal } = service.reaperStatus;
+      const { lastRunAt, evictedTotal, sweepEveryMs } = service.reaperStatus;
       return c.json(
         {
           retention_ms: retentionMs,
-          interval_ms: 0,
+          interval_ms: sweepEveryMs,
           last_run_at: lastRunAt === null ? null : new Date(lastRunAt).toISOString(),
           evicted_total: evictedTotal,
         },

@@ -169,6 +169,24 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect(seen.outcome(next.taskId)).toMatchObject({ status: 'completed' });
     });
 
+    it('lists the tasks it holds: running here, and waiting in a queue only it holds', async () => {
+      const { executor, seen } = await open({ maxWorkers: 1 });
+      const blocker = request('block', { progress: 1 });
+      await executor.submit(blocker);
+      await until(() => seen.kinds(blocker.taskId).includes('progress'), 'the blocker to run', WAIT_MS);
+      const queued = request('sample', { steps: 1, step_ms: 0 });
+      await executor.submit(queued);
+      const held = await executor.held();
+      expect(held.running).toEqual([blocker.taskId]);
+      // A queue shared with other processes is theirs too: its tasks are not this one's to end.
+      expect([[], [queued.taskId]]).toContainEqual(held.waiting);
+
+      await executor.cancel(queued.taskId, 'requested');
+      await executor.cancel(blocker.taskId, 'requested');
+      await until(() => seen.ended(blocker.taskId), 'the blocker to stop', WAIT_MS);
+      expect(await executor.held()).toEqual({ waiting: [], running: [] });
+    });
+
     it('answers false to a cancel of an unknown or finished task, and reports nothing', async () => {
       const { executor, seen } = await open();
       expect(await executor.cancel('no-such-task', 'requested')).toBe(false);
