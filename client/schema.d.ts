@@ -750,7 +750,7 @@ export interface components {
         ReaperStatus: {
             /** @description How long an ended task stays readable */
             retention_ms: number;
-            /** @description 0: there is no periodic sweep; one timer fires at each task's expiry, to the millisecond */
+            /** @description How often the store is also swept for expired tasks that another instance ended; 0: no periodic sweep, one timer fires at each task's expiry, to the millisecond */
             interval_ms: number;
             /** Format: date-time */
             last_run_at: string | null;

@@ -139,6 +139,8 @@ export async function createTaskstream<T extends AnyTaskDefinition = AnyTaskDefi
       },
     });
     try {
+      // The caller already has the terminal event: nothing more will come.
+      if (subscription.ended) return;
       // History first, then live events; a live event also in the history is skipped.
       let lastSeq = after;
       const pending = [...subscription.history.map((logged) => logged.event as TaskEvent)];

@@ -26,7 +26,7 @@ export function cancelTaskRoute({ service, present }: { service: TaskService; pr
     }),
     async (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, await service.cancel(c.req.valid('param').task_id, caller.owner)), 202);
+      return c.json(present(caller, await service.cancel(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 202);
     },
   );
   return app;

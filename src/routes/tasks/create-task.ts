@@ -71,8 +71,8 @@ export function createTaskRoute({ service, registry, maxTaskTimeoutMs, bodyLimit
       }
       const caller = c.get('caller');
       const { record, created } = await service.create(c.req.valid('json'), { idempotencyKey, owner: caller.owner });
-      c.header('location', `/api/tasks/${record.task_id}`);
-      return created ? c.json(present(caller, record), 201) : c.json(present(caller, record), 200);
+      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
+      return created ? c.json(present(caller, record, c.get('basePath')), 201) : c.json(present(caller, record, c.get('basePath')), 200);
     },
   );
   return app;

@@ -66,7 +66,7 @@ export function listTasksRoute({ service, present }: { service: TaskService; pre
       // Listed even when no task can match, so that a bad cursor is still refused.
       const { tasks, next_cursor } = await service.list({ ...query, labels: labels ?? undefined, owner: caller.owner });
       if (labels === null) return c.json({ tasks: [], next_cursor: null }, 200);
-      return c.json({ tasks: tasks.map((task) => present(caller, task)), next_cursor }, 200);
+      return c.json({ tasks: tasks.map((task) => present(caller, task, c.get('basePath'))), next_cursor }, 200);
     },
   );
   return app;

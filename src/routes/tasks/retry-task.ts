@@ -27,8 +27,8 @@ export function retryTaskRoute({ service, present }: { service: TaskService; pre
     async (c) => {
       const caller = c.get('caller');
       const record = await service.retry(c.req.valid('param').task_id, caller.owner);
-      c.header('location', `/api/tasks/${record.task_id}`);
-      return c.json(present(caller, record), 201);
+      c.header('location', `${c.get('basePath')}/api/tasks/${record.task_id}`);
+      return c.json(present(caller, record, c.get('basePath')), 201);
     },
   );
   return app;

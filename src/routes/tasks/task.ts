@@ -20,7 +20,7 @@ export function taskRoute({ service, present }: { service: TaskService; present:
     }),
     async (c) => {
       const caller = c.get('caller');
-      return c.json(present(caller, await service.get(c.req.valid('param').task_id, caller.owner)), 200);
+      return c.json(present(caller, await service.get(c.req.valid('param').task_id, caller.owner), c.get('basePath')), 200);
     },
   );
   app.openapi(

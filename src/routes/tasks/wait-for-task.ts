@@ -51,7 +51,7 @@ export function waitForTaskRoute({ service, present }: { service: TaskService; p
       const caller = c.get('caller');
       const record = await service.waitForEnd(taskId, c.req.valid('query').timeout_ms, closed.signal, caller.owner);
       if (!record) throw errors.taskNotFound(taskId);
-      return c.json(present(caller, record), 200);
+      return c.json(present(caller, record, c.get('basePath')), 200);
     },
   );
   return app;
