@@ -245,7 +245,8 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /** Refused: this GET is an event stream, written as it happens, so it has no HEAD */
+        head: operations["streamTaskEventsHead"];
         patch?: never;
         trace?: never;
     };
@@ -265,7 +266,8 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /** Refused: this GET is an event stream, written as it happens, so it has no HEAD */
+        head: operations["streamEventsHead"];
         patch?: never;
         trace?: never;
     };
@@ -941,7 +943,7 @@ export interface components {
              */
             reason: "requested" | "shutdown";
         };
-        StreamEvent: components["schemas"]["TaskStartedEvent"] | components["schemas"]["ProgressUpdateEvent"] | components["schemas"]["TaskCompletedEvent"] | components["schemas"]["TaskFailedEvent"] | components["schemas"]["TaskCancelledEvent"] | components["schemas"]["TaskCreatedEvent"] | components["schemas"]["TaskRemovedEvent"];
+        StreamEvent: components["schemas"]["TaskStartedEvent"] | components["schemas"]["ProgressUpdateEvent"] | components["schemas"]["TaskCompletedEvent"] | components["schemas"]["TaskFailedEvent"] | components["schemas"]["TaskCancelledEvent"] | components["schemas"]["TaskCreatedEvent"] | components["schemas"]["TaskRemovedEvent"] | components["schemas"]["ResyncEvent"];
         TaskCreatedEvent: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -978,6 +980,14 @@ export interface components {
                 reason: "deleted" | "evicted";
             };
         };
+        /** @description Some events were missed (the resume point is no longer retained): reload the task list, then carry on */
+        ResyncEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event_type: "resync";
+        };
         StreamToken: {
             /** @description Pass as `?token=` on an event stream; it opens nothing else */
             token: string;
@@ -991,10 +1001,40 @@ export interface components {
             task_ids?: string[];
         };
     };
-    responses: never;
+    responses: {
+        /** @description With API keys on: no key, a wrong key, or a stream token where it does not reach */
+        Unauthorized: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The path does not answer this method; `Allow` lists those it does */
+        MethodNotAllowed: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The task's URL */
+        Location: string;
+        /** @description Seconds to wait before trying again */
+        RetryAfter: number;
+        /** @description The scheme that would be accepted: `Bearer realm="taskstream"` */
+        WWWAuthenticate: string;
+        /** @description The methods this path answers, comma-separated (RFC 9110) */
+        Allow: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1035,6 +1075,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     createTask: {
@@ -1056,6 +1097,7 @@ export interface operations {
             /** @description The task an earlier request with the same Idempotency-Key and body created */
             200: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1065,8 +1107,7 @@ export interface operations {
             /** @description Queued. `Location` names the task. */
             201: {
                 headers: {
-                    /** @description The task's URL */
-                    Location?: string;
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1082,6 +1123,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Body too large */
             413: {
                 headers: {
@@ -1109,13 +1151,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The queue is full; retry after `Retry-After` seconds */
+            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "queue_full" | "too_many_tasks" | "shutting_down";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
         };
@@ -1149,6 +1197,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     getStats: {
@@ -1169,6 +1218,7 @@ export interface operations {
                     "application/json": components["schemas"]["Stats"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     getTask: {
@@ -1192,6 +1242,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such task (or evicted) */
             404: {
                 headers: {
@@ -1222,6 +1273,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such task */
             404: {
                 headers: {
@@ -1263,6 +1315,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such task */
             404: {
                 headers: {
@@ -1298,14 +1351,14 @@ export interface operations {
             /** @description The new task */
             201: {
                 headers: {
-                    /** @description The new task's URL */
-                    Location?: string;
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such task */
             404: {
                 headers: {
@@ -1324,13 +1377,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The queue is full */
+            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "queue_full" | "too_many_tasks" | "shutting_down";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
         };
@@ -1339,7 +1398,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description How long to wait at most */
-                timeout_ms?: number | null;
+                timeout_ms?: number;
             };
             header?: never;
             path: {
@@ -1368,6 +1427,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such task, or it was deleted while waiting */
             404: {
                 headers: {
@@ -1397,6 +1457,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskTypeList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     pauseQueue: {
@@ -1417,6 +1478,7 @@ export interface operations {
                     "application/json": components["schemas"]["QueueState"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin owner (with API_KEYS) */
             403: {
                 headers: {
@@ -1446,6 +1508,7 @@ export interface operations {
                     "application/json": components["schemas"]["QueueState"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin owner (with API_KEYS) */
             403: {
                 headers: {
@@ -1475,6 +1538,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReaperStatus"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     runReaper: {
@@ -1495,6 +1559,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReaperRun"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin owner (with API_KEYS) */
             403: {
                 headers: {
@@ -1537,6 +1602,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Body too large (BODY_LIMIT_BYTES bounds the whole batch) */
             413: {
                 headers: {
@@ -1571,8 +1637,6 @@ export interface operations {
             query?: {
                 /** @description Same as the Last-Event-ID header, for clients that cannot set headers */
                 last_event_id?: string;
-                /** @description A stream token (from a task's `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization */
-                token?: string;
             };
             header?: {
                 /** @description Resume after this event id */
@@ -1595,12 +1659,14 @@ export interface operations {
                     "text/event-stream": components["schemas"]["TaskEvent"];
                 };
             };
-            /** @description The resume point is already the terminal event: nothing more will come */
+            /** @description The resume point is already the terminal event: an empty stream, so EventSource stops reconnecting */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["TaskEvent"];
+                };
             };
             /** @description Bad Last-Event-ID */
             400: {
@@ -1614,6 +1680,7 @@ export interface operations {
             /** @description No valid API key or stream token for this task */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1629,24 +1696,52 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many open streams; see Retry-After */
+            /** @description MAX_STREAMS or MAX_STREAMS_PER_OWNER streams are open */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "too_many_streams";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
-            /** @description Shutting down */
+            /** @description The service is shutting down */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "shutting_down";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
+        };
+    };
+    streamTaskEventsHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     streamEvents: {
@@ -1656,8 +1751,6 @@ export interface operations {
                 task_id?: string | string[];
                 /** @description Same as the Last-Event-ID header, for clients that cannot set headers */
                 last_event_id?: string;
-                /** @description A stream token (from a task's `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization */
-                token?: string;
             };
             header?: {
                 /** @description Resume after this event id */
@@ -1677,12 +1770,14 @@ export interface operations {
                     "text/event-stream": components["schemas"]["StreamEvent"];
                 };
             };
-            /** @description Every chosen task has ended and the client has all of their events */
+            /** @description Every chosen task has ended and the client has all of their events: an empty stream, so EventSource stops reconnecting */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["StreamEvent"];
+                };
             };
             /** @description Bad Last-Event-ID or task_id */
             400: {
@@ -1696,6 +1791,7 @@ export interface operations {
             /** @description No valid API key or stream token for these tasks */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1711,24 +1807,49 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many open streams; see Retry-After */
+            /** @description MAX_STREAMS or MAX_STREAMS_PER_OWNER streams are open */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "too_many_streams";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
-            /** @description Shutting down */
+            /** @description The service is shutting down */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "shutting_down";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
+        };
+    };
+    streamEventsHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     createStreamToken: {
@@ -1753,9 +1874,19 @@ export interface operations {
                     "application/json": components["schemas"]["StreamToken"];
                 };
             };
+            /** @description The body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No valid API key */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1764,6 +1895,33 @@ export interface operations {
             };
             /** @description One of the chosen tasks does not exist (or is not the caller's) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A body that is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bad body (`errors` points at the fields) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1820,10 +1978,16 @@ export interface operations {
             /** @description Shutting down */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "shutting_down";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
         };

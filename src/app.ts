@@ -7,6 +7,7 @@ import type { ApiKeyring } from './auth/api-keys.ts';
 import type { StreamTokens } from './auth/stream-tokens.ts';
 import { AppError, errors } from './errors.ts';
 import { AllowedMethods } from './http/allowed-methods.ts';
+import { OPENAPI_INFO, openApiDocument } from './openapi.ts';
 import { authenticate, type AuthEnv } from './http/auth.ts';
 import { detectBasePath } from './http/base-path.ts';
 import { problemResponse } from './http/problem.ts';
@@ -47,15 +48,8 @@ export interface AppOptions {
   corsOrigins: readonly string[];
 }
 
-export const OPENAPI_INFO = {
-  openapi: '3.1.0',
-  info: {
-    title: 'taskstream',
-    version: '0.1.0',
-    description:
-      'Runs long tasks in a worker-thread pool and streams their progress over Server-Sent Events.',
-  },
-} as const;
+// The document is built in openapi.ts; exported here too, for code that imports it with the app.
+export { OPENAPI_INFO, openApiDocument };
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
@@ -160,21 +154,4 @@ export function createApp(options: AppOptions) {
   });
 
   return app;
-}
-
-/** The OpenAPI document of an app, as committed in openapi.yaml. */
-export function openApiDocument(app: ReturnType<typeof createApp>) {
-  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
-    type: 'http',
-    scheme: 'bearer',
-    description: 'An API key from API_KEYS, when the service has keys configured (otherwise no authentication)',
-  });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'streamToken', {
-    type: 'apiKey',
-    in: 'query',
-    name: 'token',
-    description: 'A stream token: opens event streams only',
-  });
-  // `{}` keeps every operation usable with no credentials, as when no keys are configured.
-  return app.getOpenAPI31Document({ ...OPENAPI_INFO, security: [{ apiKey: [] }, {}] });
 }

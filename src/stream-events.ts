@@ -28,13 +28,28 @@ export const TaskRemovedEventSchema = z
   })
   .meta({ id: 'TaskRemovedEvent' });
 
-/** What the multiplexed stream carries: every task event, plus task_created and task_removed. */
-export const StreamEventSchema = z
-  .discriminatedUnion('event_type', [...TaskEventSchema.options, TaskCreatedEventSchema, TaskRemovedEventSchema])
-  .meta({ id: 'StreamEvent' });
+/** What the broker fans out to multiplexed streams: every task event, plus task_created and task_removed. */
+export const StreamEventSchema = z.discriminatedUnion('event_type', [
+  ...TaskEventSchema.options,
+  TaskCreatedEventSchema,
+  TaskRemovedEventSchema,
+]);
 export type StreamEvent = z.infer<typeof StreamEventSchema>;
 export type TaskCreatedEvent = z.infer<typeof TaskCreatedEventSchema>;
 export type TaskRemovedEvent = z.infer<typeof TaskRemovedEventSchema>;
 
 /** Sent on the all-tasks stream when the resume point is older than what is retained. */
 export const RESYNC_EVENT = 'resync';
+
+/** Carries no `id:`: it is no position in the stream, only a warning that some were missed. */
+export const ResyncEventSchema = z
+  .object({ event_type: z.literal(RESYNC_EVENT) })
+  .describe('Some events were missed (the resume point is no longer retained): reload the task list, then carry on')
+  .meta({ id: 'ResyncEvent' });
+
+export const RESYNC_FRAME = `event: ${RESYNC_EVENT}\ndata: ${JSON.stringify({ event_type: RESYNC_EVENT })}\n\n`;
+
+/** What a client reads on the multiplexed stream: the broker's events, and resync. */
+export const MultiplexedEventSchema = z
+  .discriminatedUnion('event_type', [...StreamEventSchema.options, ResyncEventSchema])
+  .meta({ id: 'StreamEvent' });

@@ -47,10 +47,29 @@ export const ProblemSchema = z
   })
   .meta({ id: 'Problem' });
 
-/** An OpenAPI response entry for a problem answer. */
-export const problemDoc = (description: string) => ({
+/** Seconds to wait before retrying, for a 429 or 503 whose error names none. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * An OpenAPI response entry for a problem answer. With `codes`, the schema says which `code`
+ * values this answer carries, so a client can tell them apart.
+ */
+export const problemDoc = (description: string, codes?: readonly [ErrorCode, ...ErrorCode[]]) => ({
   description,
-  content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } },
+  content: {
+    [PROBLEM_CONTENT_TYPE]: {
+      schema: codes ? z.intersection(ProblemSchema, z.looseObject({ code: z.enum(codes) })) : ProblemSchema,
+    },
+  },
+});
+
+/**
+ * A 429 or 503 entry: every such answer carries `Retry-After` (see problemResponse). A new
+ * code for the same status (`backend_unavailable`, say) joins `codes` where it can be raised.
+ */
+export const retryLaterDoc = (description: string, codes: readonly [ErrorCode, ...ErrorCode[]]) => ({
+  ...problemDoc(description, codes),
+  headers: { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } },
 });
 
 /** Turns a zod issue path into a JSON Pointer (RFC 6901). */
@@ -76,7 +95,8 @@ export function problemResponse(c: Context, error: AppError): Response {
     ...(error.errors ? { errors: error.errors } : {}),
   };
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE };
-  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  const retryAfter = error.retryAfterSeconds ?? (error.status === 429 || error.status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
   if (error.allow !== undefined) headers.allow = error.allow.join(', ');
   // RFC 9110: a 401 names the scheme that would be accepted.
   if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="taskstream"';

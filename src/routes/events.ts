@@ -7,10 +7,10 @@ import { AppError } from '../errors.ts';
 import { isTerminalEvent, TaskEventSchema } from '../events.ts';
 import { refuseHead } from '../http/allowed-methods.ts';
 import { assertStreamScope, type AuthEnv } from '../http/auth.ts';
-import { problemDoc as problem } from '../http/problem.ts';
+import { problemDoc as problem, retryLaterDoc as retryLater } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
-import { RESYNC_EVENT, StreamEventSchema } from '../stream-events.ts';
+import { MultiplexedEventSchema, RESYNC_EVENT, RESYNC_FRAME } from '../stream-events.ts';
 import { TaskIdParams } from './responses.ts';
 import { validationHook } from './validation.ts';
 
@@ -22,6 +22,7 @@ export interface EventRoutesOptions {
 }
 
 const EVENT_ID = /^\d{1,16}$/;
+const EVENT_STREAM = 'text/event-stream';
 const MAX_FILTER_IDS = 100;
 
 const UNSENT_ID = 'Last-Event-ID must be an event id this stream sent';
@@ -60,10 +61,19 @@ function assertSent(resume: ResumePoint | undefined, subscription: Subscription)
 const resumeHeaders = z.object({
   'last-event-id': z.string().optional().describe('Resume after this event id'),
 });
-const streamTokenQuery = z
-  .string()
-  .optional()
-  .describe('A stream token (from a task\'s `stream_url` or `POST /api/stream-tokens`), for clients that cannot send Authorization');
+/** A key, or instead a stream token in `?token=` (EventSource cannot send headers), or neither with keys off. */
+const streamSecurity: Record<string, string[]>[] = [{ apiKey: [] }, { streamToken: [] }, {}];
+
+/**
+ * The stream, or 204 when nothing more will come. The 204 is an empty event stream, typed
+ * like the 200 so a generated client's events are of one type, with no `void` among them.
+ */
+const streamResponses = <T extends z.ZodType>(schema: T, emptyDescription: string) => ({
+  200: { description: 'The event stream', content: { [EVENT_STREAM]: { schema } } },
+  204: { description: `${emptyDescription}: an empty stream, so EventSource stops reconnecting`, content: { [EVENT_STREAM]: { schema } } },
+  429: retryLater('MAX_STREAMS or MAX_STREAMS_PER_OWNER streams are open', ['too_many_streams']),
+  503: retryLater('The service is shutting down', ['shutting_down']),
+});
 const lastEventIdQuery = z
   .string()
   .optional()
@@ -120,16 +130,14 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       request: {
         params: TaskIdParams,
         headers: resumeHeaders,
-        query: z.object({ last_event_id: lastEventIdQuery, token: streamTokenQuery }),
+        query: z.object({ last_event_id: lastEventIdQuery }),
       },
+      security: streamSecurity,
       responses: {
-        200: { description: 'The event stream', content: { 'text/event-stream': { schema: TaskEventSchema } } },
-        204: { description: 'The resume point is already the terminal event: nothing more will come' },
+        ...streamResponses(TaskEventSchema, 'The resume point is already the terminal event'),
         400: problem('Bad Last-Event-ID'),
         401: problem('No valid API key or stream token for this task'),
         404: problem('No such task (or evicted)'),
-        429: problem('Too many open streams; see Retry-After'),
-        503: problem('Shutting down'),
       },
     }),
     async (c) => {
@@ -156,7 +164,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       if (subscription.ended) {
         // The client already has the terminal event: 204 stops EventSource reconnecting.
         subscription.unsubscribe();
-        return c.body(null, 204);
+        return c.body(null, 204, { 'content-type': EVENT_STREAM });
       }
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
@@ -190,17 +198,14 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
             .optional()
             .describe(`Tasks to follow (up to ${MAX_FILTER_IDS}); every task when absent`),
           last_event_id: lastEventIdQuery,
-          token: streamTokenQuery,
         }),
       },
+      security: streamSecurity,
       responses: {
-        200: { description: 'The event stream', content: { 'text/event-stream': { schema: StreamEventSchema } } },
-        204: { description: 'Every chosen task has ended and the client has all of their events' },
+        ...streamResponses(MultiplexedEventSchema, 'Every chosen task has ended and the client has all of their events'),
         400: problem('Bad Last-Event-ID or task_id'),
         401: problem('No valid API key or stream token for these tasks'),
         404: problem('None of the chosen tasks exists'),
-        429: problem('Too many open streams; see Retry-After'),
-        503: problem('Shutting down'),
       },
     }),
     async (c) => {
@@ -226,7 +231,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         assertSent(resume, subscription);
         stream = hub.open(c.env.outgoing, caller.owner);
         stream.onClose(subscription.unsubscribe);
-        if (!subscription.complete) stream.write(`event: ${RESYNC_EVENT}\ndata: {}\n\n`);
+        if (!subscription.complete) stream.write(RESYNC_FRAME);
         stream.replay([...subscription.history, ...early], send);
         return RESPONSE_ALREADY_SENT as never;
       }
@@ -253,7 +258,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       for (const record of records) if (!ended.has(record.task_id)) open.add(record.task_id);
       if (open.size === 0) {
         subscription.unsubscribe();
-        return c.body(null, 204);
+        return c.body(null, 204, { 'content-type': EVENT_STREAM });
       }
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { errors } from '../errors.ts';
-import { problemDoc } from '../http/problem.ts';
+import { retryLaterDoc } from '../http/problem.ts';
 
 export interface HealthRoutesOptions {
   /** Ready to take tasks: the pool is up and the service is not draining. */
@@ -36,7 +36,7 @@ export function healthRoutes({ isReady, metrics }: HealthRoutesOptions) {
       summary: 'Readiness probe: the pool is up and the service is not shutting down',
       responses: {
         200: { description: 'Ready', content: status('ready') },
-        503: problemDoc('Shutting down'),
+        503: retryLaterDoc('Shutting down', ['shutting_down']),
       },
     }),
     (c) => {

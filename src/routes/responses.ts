@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { retryLaterDoc } from '../http/problem.ts';
 import { TaskSnapshotSchema } from '../task-record.ts';
 
 /** The path parameter of every route on one task. */
@@ -15,8 +16,14 @@ export const json = <T extends z.ZodType>(schema: T, description: string) => ({
 /** A task snapshot response, for a route's `responses`. */
 export const snapshot = (description: string) => json(TaskSnapshotSchema, description);
 
-/** A snapshot of a new task, named in `Location`. */
-export const createdSnapshot = (description: string, location: string) => ({
+/** A task snapshot whose URL is named in `Location` (a new task, or the replay of a create). */
+export const locatedSnapshot = (description: string) => ({
   ...snapshot(description),
-  headers: { Location: { schema: { type: 'string' as const }, description: location } },
+  headers: { Location: { $ref: '#/components/headers/Location' } },
 });
+
+/** Why a create (or a retry, which creates) is refused for now: each with Retry-After. */
+export const createUnavailable = retryLaterDoc(
+  '`queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created.',
+  ['queue_full', 'too_many_tasks', 'shutting_down'],
+);

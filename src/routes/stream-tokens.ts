@@ -46,8 +46,12 @@ export function streamTokenRoutes({ service, tokens }: { service: TaskService; t
       },
       responses: {
         201: { description: 'The token', content: { 'application/json': { schema: StreamTokenSchema } } },
+        400: problem('The body is not valid JSON'),
         401: problem('No valid API key'),
         404: problem('One of the chosen tasks does not exist (or is not the caller\'s)'),
+        413: problem('Body too large'),
+        415: problem('A body that is not JSON'),
+        422: problem('A bad body (`errors` points at the fields)'),
       },
     }),
     async (c) => {

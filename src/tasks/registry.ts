@@ -156,6 +156,8 @@ function taskOptions(maxTimeoutMs: number) {
         z.string().max(256),
       )
       .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
+      // The spec generator drops a record's key schema and cannot read a refine: say both here.
+      .meta({ propertyNames: { pattern: LABEL_KEY.source }, maxProperties: MAX_LABELS })
       .optional()
       .describe('Free-form key → value pairs to find tasks by (`GET /api/tasks?label=key:value`)'),
   };

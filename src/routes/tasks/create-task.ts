@@ -6,7 +6,7 @@ import { limitBody } from '../../http/body-limit.ts';
 import { problemDoc as problem } from '../../http/problem.ts';
 import type { TaskService } from '../../service.ts';
 import type { TaskRegistry } from '../../tasks/registry.ts';
-import { createdSnapshot, snapshot } from '../responses.ts';
+import { createUnavailable, locatedSnapshot } from '../responses.ts';
 import type { Present } from '../task-presenter.ts';
 import { validationHook } from '../validation.ts';
 
@@ -53,13 +53,13 @@ export function createTaskRoute({ service, registry, maxTaskTimeoutMs, bodyLimit
         body: { required: true, content: { 'application/json': { schema: CreateTaskRequest } } },
       },
       responses: {
-        200: snapshot('The task an earlier request with the same Idempotency-Key and body created'),
-        201: createdSnapshot('Queued. `Location` names the task.', 'The task\'s URL'),
+        200: locatedSnapshot('The task an earlier request with the same Idempotency-Key and body created'),
+        201: locatedSnapshot('Queued. `Location` names the task.'),
         400: problem('Malformed JSON, or a bad Idempotency-Key'),
         413: problem('Body too large'),
         415: problem('Not JSON'),
         422: problem('Unknown type or bad input (`errors` points at the fields), or an Idempotency-Key reused with another body'),
-        503: problem('The queue is full; retry after `Retry-After` seconds'),
+        503: createUnavailable,
       },
     }),
     async (c) => {

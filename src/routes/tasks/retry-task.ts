@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AuthEnv } from '../../http/auth.ts';
 import { problemDoc as problem } from '../../http/problem.ts';
 import type { TaskService } from '../../service.ts';
-import { createdSnapshot, TaskIdParams } from '../responses.ts';
+import { createUnavailable, locatedSnapshot, TaskIdParams } from '../responses.ts';
 import type { Present } from '../task-presenter.ts';
 import { validationHook } from '../validation.ts';
 
@@ -18,10 +18,10 @@ export function retryTaskRoute({ service, present }: { service: TaskService; pre
       description: 'The new task has the same type, input and options, and `retry_of` naming the old one.',
       request: { params: TaskIdParams },
       responses: {
-        201: createdSnapshot('The new task', 'The new task\'s URL'),
+        201: locatedSnapshot('The new task'),
         404: problem('No such task'),
         409: problem('The task is queued, running or completed'),
-        503: problem('The queue is full'),
+        503: createUnavailable,
       },
     }),
     async (c) => {
