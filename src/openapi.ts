@@ -12,7 +12,8 @@ export const OPENAPI_INFO = {
       '',
       'Every error is `application/problem+json` (RFC 9457) with a stable `code`. A method a path',
       'does not list is answered `405` with `Allow` naming the methods it does (the',
-      '`MethodNotAllowed` response). Every `429` and `503` carries `Retry-After`.',
+      '`MethodNotAllowed` response; under `/api`, with keys on, a request with no valid key gets',
+      'the `Unauthorized` response first). Every `429` and `503` carries `Retry-After`.',
     ].join('\n'),
   },
   // The first is where the document was read from, so Swagger UI at /docs calls its own

@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -6,9 +10,28 @@ import { renderOpenApiYaml } from '../scripts/openapi-document.ts';
 import { ConfigSchema } from '../src/config.ts';
 import { startTaskstream } from '../src/server.ts';
 import { builtInTaskModules } from '../workers/tasks/index.ts';
+import { projectRoot } from './helpers/process.ts';
 import { startTestServer } from './helpers/server.ts';
 
 const committed = readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8');
+const redocly = join(dirname(createRequire(import.meta.url).resolve('@redocly/cli/package.json')), 'bin/cli.js');
+
+interface RedoclyReport {
+  totals: { errors: number; warnings: number };
+  problems: { ruleId: string; severity: string; message: string; location: { pointer: string }[] }[];
+}
+
+/** `redocly lint` (its recommended rules, see redocly.yaml), offline: no telemetry, no update check. */
+async function lint(): Promise<RedoclyReport> {
+  const run = promisify(execFile)(process.execPath, [redocly, 'lint', 'openapi.yaml', '--format=json'], {
+    cwd: projectRoot,
+    env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
+    timeout: 60_000,
+  });
+  // It exits non-zero when it finds errors; the report is on stdout either way.
+  const { stdout } = await run.catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+  return JSON.parse(stdout) as RedoclyReport;
+}
 
 describe('openapi.yaml', () => {
   it('matches the routes (regenerate with `npm run openapi`)', async () => {
@@ -18,6 +41,15 @@ describe('openapi.yaml', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
     const api = (await SwaggerParser.validate(parse(committed))) as { openapi?: string };
     expect(api.openapi).toBe('3.1.0');
+  });
+
+  it('passes Redocly\'s lint with no errors', { timeout: 90_000 }, async () => {
+    const report = await lint();
+    const errors = report.problems
+      .filter((problem) => problem.severity === 'error')
+      .map((problem) => `${problem.ruleId} at ${problem.location[0]?.pointer}: ${problem.message}`);
+    expect(errors).toEqual([]);
+    expect(report.totals.errors).toBe(0);
   });
 
   it('documents every route, the SSE stream and every event payload', () => {
