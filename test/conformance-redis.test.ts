@@ -1,4 +1,7 @@
+import { pino } from 'pino';
+import { RedisBroker } from '../src/broker/redis-broker.ts';
 import { RedisTaskStore } from '../src/store/redis-task-store.ts';
+import { brokerConformance } from './conformance/broker.ts';
 import { storeConformance } from './conformance/store.ts';
 import { deleteKeys, openRedis, testPrefix } from './helpers/redis.ts';
 
@@ -19,3 +22,30 @@ storeConformance('RedisTaskStore', async () => {
     },
   };
 });
+
+brokerConformance(
+  'RedisBroker',
+  async ({ progressHistory, globalHistory }) => {
+    const prefix = testPrefix('broker');
+    const logger = pino({ level: 'silent' });
+    // Two instances' worth: each broker with its own connections, on one prefix.
+    const connections = [await openRedis(), await openRedis()];
+    const [broker, peer] = connections.map(
+      (redis) => new RedisBroker({ redis, prefix, progressHistory, globalHistory, orphanTtlMs: 60_000, logger }),
+    ) as [RedisBroker, RedisBroker];
+    await Promise.all([broker.start(), peer.start()]);
+    let cleaned = false;
+    return {
+      broker,
+      peer,
+      cleanup: async () => {
+        if (cleaned) return;
+        cleaned = true;
+        await Promise.all([broker.close(), peer.close()]);
+        await deleteKeys(connections[0]!, prefix);
+        for (const redis of connections) redis.disconnect();
+      },
+    };
+  },
+  { shared: true },
+);

@@ -24,6 +24,12 @@ export interface Subscriber {
   deliver(logged: LoggedEvent): void;
   /** The task is gone (deleted or evicted); `removed` is its task_removed event. */
   removed(removed: LoggedEvent): void;
+  /**
+   * The broker can no longer promise this subscriber every event (its backend went away):
+   * end the stream, so the client resumes from its last event id. A broker over a network
+   * calls it; the in-process one never does.
+   */
+  lost?(): void;
 }
 
 export interface Subscription {
