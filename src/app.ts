@@ -37,6 +37,8 @@ export interface AppOptions {
   logger: Logger;
   metrics: Registry;
   isReady: () => boolean;
+  /** Whether the backends answer: /readyz is 503 while they do not. */
+  backendReachable?: () => boolean;
   maxTaskTimeoutMs: number;
   bodyLimitBytes: number;
   retentionMs: number;
@@ -53,7 +55,8 @@ export { OPENAPI_INFO, openApiDocument };
 
 /** The HTTP API: routes, and every error answered as application/problem+json. */
 export function createApp(options: AppOptions) {
-  const { service, registry, hub, logger, metrics, isReady, keyring, streamTokens, corsOrigins, adminOwners } = options;
+  const { service, registry, hub, logger, metrics, isReady, backendReachable, keyring, streamTokens, corsOrigins, adminOwners } =
+    options;
   const { maxTaskTimeoutMs, bodyLimitBytes, retentionMs } = options;
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
@@ -101,7 +104,7 @@ export function createApp(options: AppOptions) {
   );
   app.route('/api', eventRoutes({ service, hub, streamTokens: keyring.enabled ? streamTokens : undefined }));
   app.route('/api', streamTokenRoutes({ service, tokens: streamTokens }));
-  app.route('/', healthRoutes({ isReady, metrics }));
+  app.route('/', healthRoutes({ isReady, ...(backendReachable ? { backendReachable } : {}), metrics }));
   app.route('/', dashboardRoutes());
   app.route('/', docsRoutes());
 

@@ -56,7 +56,28 @@ export const EnvSchema = z.object({
   WORKER_MAX_HEAP_MB: integer(16, 1_048_576)
     .optional()
     .describe("Heap limit of each worker thread in MiB; a task past it fails with worker_crashed. V8's default when unset"),
+  REDIS_URL: z
+    .string()
+    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+    .default('')
+    .describe('Redis mode: every instance with the same REDIS_URL and REDIS_PREFIX is one service; in-memory, one process, when empty'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits and _ . : - only')
+    .default('taskstream')
+    .describe('Prefix of every Redis key, so several services can share one Redis'),
 });
+
+/** A URL ioredis can connect to; empty means "no Redis". */
+function isRedisUrl(value: string): boolean {
+  if (value === '') return true;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 /** A comma-separated list, without blanks. */
 const list = (value: string) =>
@@ -102,6 +123,8 @@ export const ConfigSchema = EnvSchema.refine(
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     taskModules: list(env.TASK_MODULES),
     workerMaxHeapMb: env.WORKER_MAX_HEAP_MB,
+    redisUrl: env.REDIS_URL === '' ? undefined : env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX,
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -106,6 +106,7 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
     logger,
     metrics,
     isReady: () => !service.draining,
+    backendReachable: backends.reachable,
     maxTaskTimeoutMs: config.maxTaskTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
     retentionMs: config.retentionMs,

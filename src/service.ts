@@ -364,6 +364,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     const subscription = await this.#broker.subscribeAll(afterPosition, {
       deliver: (logged) => own(logged) && subscriber.deliver(logged),
       removed: (logged) => own(logged) && subscriber.removed(logged),
+      ...(subscriber.lost ? { lost: () => subscriber.lost!() } : {}),
     });
     return { ...subscription, history: subscription.history.filter(own) };
   }

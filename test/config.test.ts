@@ -129,6 +129,27 @@ describe('loadConfig', () => {
     }
     expect(readAsZero, 'variables whose blank value was read as 0').toEqual([]);
   });
+
+  it('stays in memory without REDIS_URL and reads a Redis URL and prefix when given', () => {
+    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, redisPrefix: 'taskstream' });
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/2', REDIS_PREFIX: 'jobs-eu' })).toMatchObject({
+      redisUrl: 'redis://127.0.0.1:6379/2',
+      redisPrefix: 'jobs-eu',
+    });
+    expect(loadConfig({ REDIS_URL: 'rediss://user:secret@cache.internal:6380' }).redisUrl).toBe(
+      'rediss://user:secret@cache.internal:6380',
+    );
+  });
+
+  it.each([
+    ['REDIS_URL', '127.0.0.1:6379'],
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['REDIS_URL', 'redis://'],
+    ['REDIS_PREFIX', 'two words'],
+    ['REDIS_PREFIX', 'a*'],
+  ])('refuses %s=%s naming the variable', (name, value) => {
+    expect(configError({ [name]: value }).message).toContain(`${name}=${JSON.stringify(value)}`);
+  });
 });
 
 describe('the real entry point with a bad value', () => {
@@ -160,6 +181,13 @@ describe('the real entry point with a bad value', () => {
     expect(typeof code === 'number' && code !== 0, `exit ${code}`).toBe(true);
     expect(stderr).toContain('MAX_WORKERS');
     expect(stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    expect(stdout).not.toContain('listening');
+  });
+
+  it('exits non-zero naming REDIS_URL when it is not a Redis URL', async () => {
+    const { code, stdout, stderr } = await runMain({ REDIS_URL: 'localhost:6379' });
+    expect(typeof code === 'number' && code !== 0, `exit ${code}`).toBe(true);
+    expect(stderr).toContain('REDIS_URL');
     expect(stdout).not.toContain('listening');
   });
 

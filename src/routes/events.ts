@@ -158,7 +158,8 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         if (isTerminalEvent(logged.event)) stream.end();
       };
       const removed = () => (stream ? stream.end() : (removedEarly = true));
-      const { subscription } = await service.subscribe(taskId, afterSeq, { deliver, removed }, caller.owner);
+      // `lost`: the broker may have missed events (Redis went away): end, and the client resumes.
+      const { subscription } = await service.subscribe(taskId, afterSeq, { deliver, removed, lost: removed }, caller.owner);
       assertSent(resume, subscription);
 
       if (subscription.ended) {
@@ -221,11 +222,14 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       let stream: SseStream | undefined;
       // Live events that arrive while the subscription opens wait here, behind the history.
       const early: LoggedEvent[] = [];
+      // The broker may have missed events (Redis went away): end, and the client resumes.
+      let lostEarly = false;
+      const lost = () => (stream ? stream.end() : (lostEarly = true));
       if (taskIds === undefined) {
         const send = (logged: LoggedEvent) => sendMultiplexed(stream!, logged);
         const subscription = await service.subscribeAll(
           afterPosition,
-          { deliver: (logged) => (stream ? send(logged) : early.push(logged)), removed: () => {} },
+          { deliver: (logged) => (stream ? send(logged) : early.push(logged)), removed: () => {}, lost },
           caller.owner,
         );
         assertSent(resume, subscription);
@@ -233,6 +237,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
         stream.onClose(subscription.unsubscribe);
         if (!subscription.complete) stream.write(RESYNC_FRAME);
         stream.replay([...subscription.history, ...early], send);
+        if (lostEarly) stream.end();
         return RESPONSE_ALREADY_SENT as never;
       }
 
@@ -246,7 +251,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
           if (open.size === 0) stream.end();
         }
       };
-      const subscriber: Subscriber = { deliver, removed: deliver };
+      const subscriber: Subscriber = { deliver, removed: deliver, lost };
       const { records, subscription, ended } = await service.subscribeMany(
         taskIds,
         afterPosition ?? 0,
@@ -263,6 +268,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       stream = hub.open(c.env.outgoing, caller.owner);
       stream.onClose(subscription.unsubscribe);
       stream.replay([...subscription.history, ...early], deliver);
+      if (lostEarly) stream.end();
       return RESPONSE_ALREADY_SENT as never;
     },
   );

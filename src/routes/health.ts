@@ -8,6 +8,8 @@ import { retryLaterDoc } from '../http/problem.ts';
 export interface HealthRoutesOptions {
   /** Ready to take tasks: the pool is up and the service is not draining. */
   isReady: () => boolean;
+  /** The backends answer (Redis mode: Redis does); the service cannot work while they do not. */
+  backendReachable?: () => boolean;
   metrics: Registry;
 }
 
@@ -16,7 +18,7 @@ const status = (value: string) => ({
 });
 
 /** Probes for load balancers and orchestrators, and Prometheus metrics. */
-export function healthRoutes({ isReady, metrics }: HealthRoutesOptions) {
+export function healthRoutes({ isReady, backendReachable = () => true, metrics }: HealthRoutesOptions) {
   const app = new OpenAPIHono<{ Bindings: HttpBindings }>();
   app.openapi(
     createRoute({
@@ -33,14 +35,15 @@ export function healthRoutes({ isReady, metrics }: HealthRoutesOptions) {
       method: 'get',
       path: '/readyz',
       operationId: 'ready',
-      summary: 'Readiness probe: the pool is up and the service is not shutting down',
+      summary: 'Readiness probe: the pool is up, the backends answer and the service is not shutting down',
       responses: {
         200: { description: 'Ready', content: status('ready') },
-        503: retryLaterDoc('Shutting down', ['shutting_down']),
+        503: retryLaterDoc('Shutting down, or (Redis mode) Redis does not answer', ['shutting_down', 'backend_unavailable']),
       },
     }),
     (c) => {
       if (!isReady()) throw errors.shuttingDown();
+      if (!backendReachable()) throw errors.backendUnavailable();
       return c.json({ status: 'ready' as const }, 200);
     },
   );

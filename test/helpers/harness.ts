@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Clock } from '../../src/reaper.ts';
-import { startTestServer, type TestServer } from './server.ts';
+import { startTestServer, type ServiceMode, type TestServer } from './server.ts';
 import { SseClient, type SseEvent } from './sse.ts';
 
 export interface Problem {
@@ -48,7 +48,7 @@ export class Harness {
   readonly #clients: SseClient[] = [];
   readonly #dirs: string[] = [];
 
-  async serve(env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<TestServer> {
+  async serve(env: Record<string, string> = {}, options: { clock?: Clock; mode?: ServiceMode } = {}): Promise<TestServer> {
     const server = await startTestServer(env, options);
     this.#servers.push(server);
     return server;

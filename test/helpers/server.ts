@@ -3,6 +3,7 @@ import { ConfigSchema, type Config } from '../../src/config.ts';
 import type { Clock } from '../../src/reaper.ts';
 import { startTaskstream, type Taskstream } from '../../src/server.ts';
 import { builtInTaskModules } from '../../workers/tasks/index.ts';
+import { deleteKeys, openRedis, TEST_REDIS_URL, testPrefix } from './redis.ts';
 
 /** Test-only task types (see test/fixtures). */
 export const fixtureModules: URL[] = [
@@ -27,18 +28,32 @@ export interface TestServer extends Taskstream {
 }
 
 /**
- * A real service on 127.0.0.1, port 0, with real worker threads: built-in and fixture task
- * types. Close it in afterEach (or with `await using`).
+ * Where a test service keeps its tasks and events: in memory (the default service), or in
+ * the test Redis under a key prefix of its own (Redis mode, one instance).
  */
-export async function startTestServer(
-  env: Record<string, string> = {},
-  options: { clock?: Clock; logger?: Logger } = {},
-): Promise<TestServer> {
+export type ServiceMode = 'memory' | 'redis';
+export const SERVICE_MODES: readonly ServiceMode[] = ['memory', 'redis'];
+
+export interface TestServerOptions {
+  clock?: Clock;
+  logger?: Logger;
+  mode?: ServiceMode;
+}
+
+/**
+ * A real service on 127.0.0.1, port 0, with real worker threads: built-in and fixture task
+ * types. Close it in afterEach (or with `await using`); in Redis mode, closing also deletes
+ * every key it wrote.
+ */
+export async function startTestServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
+  const mode = options.mode ?? (process.env.TASKSTREAM_TEST_MODE as ServiceMode | undefined) ?? 'memory';
+  const redisPrefix = mode === 'redis' ? testPrefix('http') : undefined;
   const config: Config = ConfigSchema.parse({
     PORT: '0',
     HOST: '127.0.0.1',
     MAX_WORKERS: '2',
     LOG_LEVEL: 'silent',
+    ...(redisPrefix === undefined ? {} : { REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: redisPrefix }),
     ...env,
   });
   const taskstream = await startTaskstream(config, {
@@ -57,5 +72,24 @@ export async function startTestServer(
     if (response.status !== 201) throw new Error(`create answered ${response.status}: ${JSON.stringify(json)}`);
     return json;
   };
+  if (redisPrefix !== undefined) {
+    // Proof that this service really runs on Redis: its connections are named after the prefix.
+    const redis = await openRedis();
+    const clients = String(await redis.client('LIST'));
+    redis.disconnect();
+    if (!clients.includes(`name=taskstream:${redisPrefix}:`)) {
+      await taskstream.close();
+      throw new Error(`REDIS_URL is set but the service opened no Redis connection under ${redisPrefix}`);
+    }
+    const close = taskstream.close;
+    let closing: Promise<void> | undefined;
+    taskstream.close = () =>
+      (closing ??= (async () => {
+        await close();
+        const redis = await openRedis();
+        await deleteKeys(redis, redisPrefix);
+        redis.disconnect();
+      })());
+  }
   return Object.assign(taskstream, { api, create });
 }

@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config.ts';
+import { expectProblem, Harness, json, post } from './helpers/harness.ts';
+import { keysOf, openRedis, RedisProxy } from './helpers/redis.ts';
+import { startTestServer } from './helpers/server.ts';
+import { SseClient } from './helpers/sse.ts';
+import { until, withTimeout } from './helpers/timeout.ts';
+
+const harness = new Harness();
+const proxies: RedisProxy[] = [];
+afterEach(async () => {
+  await harness.close();
+  for (const proxy of proxies.splice(0)) await proxy.close();
+});
+
+describe('Redis mode, one instance', () => {
+  it('keeps tasks and their events in Redis under REDIS_PREFIX', async () => {
+    const server = await harness.serve({}, { mode: 'redis' });
+    const task = await server.create({ type: 'sample', input: { steps: 2, step_ms: 1 } });
+    const client = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
+    await withTimeout(client.ended, 'the task stream to end');
+    const redis = await openRedis();
+    const prefix = String(String(await redis.client('LIST')).match(/name=taskstream:(taskstream-http-[^:]+):store/)?.[1]);
+    const keys = await keysOf(redis, prefix);
+    redis.disconnect();
+    expect(keys).toContain(`${prefix}:task:${task.task_id}`);
+    expect(keys).toContain(`${prefix}:events:${task.task_id}`);
+    expect(client.events.map((event) => event.event)).toEqual([
+      'task_started',
+      'progress_update',
+      'progress_update',
+      'task_completed',
+    ]);
+  });
+
+  it('refuses to start when Redis does not answer, naming REDIS_URL', async () => {
+    const proxy = await RedisProxy.start();
+    proxies.push(proxy);
+    await proxy.cut();
+    const failure = await startTestServer({ REDIS_URL: proxy.url }, { mode: 'redis' }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as Error).message).toContain('REDIS_URL=');
+  });
+
+  it('answers 503 backend_unavailable while Redis is away, ends open streams, and carries on when it is back', async () => {
+    const proxy = await RedisProxy.start();
+    proxies.push(proxy);
+    const server = await harness.serve({ REDIS_URL: proxy.url }, { mode: 'redis' });
+    expect((await server.api('/readyz')).status).toBe(200);
+    const task = await server.create({ type: 'gate', input: { dir: harness.dir() } });
+    const stream = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
+
+    await proxy.cut();
+    const refused = await post(server, '/api/tasks', { type: 'sample', input: { steps: 1 } });
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    await expectProblem(refused, 503, 'backend_unavailable');
+    await expectProblem(await server.api(`/api/tasks/${task.task_id}`), 503, 'backend_unavailable');
+    await until(async () => (await server.api('/readyz')).status === 503, '/readyz to turn 503');
+    await expectProblem(await server.api('/readyz'), 503, 'backend_unavailable');
+    await withTimeout(stream.ended, 'the open stream to end');
+
+    await proxy.restore();
+    await until(async () => (await server.api('/readyz')).status === 200, '/readyz to turn 200 again', 15_000);
+    expect((await json(await server.api(`/api/tasks/${task.task_id}`))).task_id).toBe(task.task_id);
+    const later = await server.create({ type: 'sample', input: { steps: 1, step_ms: 1 } });
+    const client = await SseClient.connect(`${server.url}/api/tasks/${later.task_id}/events`);
+    try {
+      await withTimeout(client.ended, 'a new task to run to its end');
+      expect(client.events.at(-1)?.event).toBe('task_completed');
+    } finally {
+      client.close();
+    }
+  });
+});
