@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config.ts';
 import { expectProblem, Harness, json, post } from './helpers/harness.ts';
-import { keysOf, openRedis, RedisProxy } from './helpers/redis.ts';
+import { deleteKeys, keysOf, openRedis, RedisProxy, testPrefix } from './helpers/redis.ts';
 import { startTestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
 import { until, withTimeout } from './helpers/timeout.ts';
@@ -32,6 +32,51 @@ describe('Redis mode, one instance', () => {
       'task_completed',
     ]);
   });
+
+  it('evicts a task another instance ended once its retention is over, leaving none of its keys', async () => {
+    const prefix = testPrefix('evict');
+    const redis = await openRedis();
+    try {
+      const retentionMs = 4000;
+      const env = { REDIS_PREFIX: prefix, RETENTION_MS: String(retentionMs) };
+      const ending = await harness.serve(env, { mode: 'redis' });
+      const sweeping = await harness.serve(env, { mode: 'redis' });
+      const watch = await harness.connect(sweeping, '/api/events');
+      // The service-wide keys exist from the first task on; per-task keys must all go.
+      const first = await ending.create({ type: 'sample', input: { steps: 1, step_ms: 1 } });
+      await watch.waitFor((events) => events.some((e) => e.event === 'task_removed' && e.json?.task_id === first.task_id), 'the first eviction', 15_000);
+      const baseline = await keysOf(redis, prefix);
+
+      const createdAt = Date.now();
+      const tasks = await Promise.all(
+        Array.from({ length: 5 }, () => ending.create({ type: 'sample', input: { steps: 3, step_ms: 1 } })),
+      );
+      const ids = tasks.map((task) => task.task_id as string);
+      await watch.waitFor(
+        (events) => ids.every((id) => events.some((e) => e.event === 'task_completed' && e.json?.task_id === id)),
+        'every task to complete',
+        15_000,
+      );
+      expect((await keysOf(redis, prefix)).length).toBeGreaterThanOrEqual(baseline.length + 10);
+      // The instance that ran them goes away; the other one evicts them when they are due.
+      await ending.close();
+      expect(Date.now() - createdAt, 'ms before the first instance went away').toBeLessThan(retentionMs);
+      const removed = await watch.waitFor(
+        (events) => ids.every((id) => events.some((e) => e.event === 'task_removed' && e.json?.task_id === id)),
+        'task_removed for every task',
+        20_000,
+      );
+      expect(removed.filter((e) => e.event === 'task_removed' && ids.includes(e.json?.task_id)).map((e) => e.json?.data)).toEqual(
+        ids.map(() => ({ reason: 'evicted' })),
+      );
+      for (const id of ids) await expectProblem(await sweeping.api(`/api/tasks/${id}`), 404, 'task_not_found');
+      expect(await keysOf(redis, prefix)).toEqual(baseline);
+    } finally {
+      await harness.close();
+      await deleteKeys(redis, prefix);
+      redis.disconnect();
+    }
+  }, 60_000);
 
   it('refuses to start when Redis does not answer, naming REDIS_URL', async () => {
     const proxy = await RedisProxy.start();

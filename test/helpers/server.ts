@@ -77,9 +77,9 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     const redis = await openRedis();
     const clients = String(await redis.client('LIST'));
     redis.disconnect();
-    if (!clients.includes(`name=taskstream:${redisPrefix}:`)) {
+    if (!clients.includes(`name=taskstream:${config.redisPrefix}:`)) {
       await taskstream.close();
-      throw new Error(`REDIS_URL is set but the service opened no Redis connection under ${redisPrefix}`);
+      throw new Error(`REDIS_URL is set but the service opened no Redis connection under ${config.redisPrefix}`);
     }
     const close = taskstream.close;
     let closing: Promise<void> | undefined;
@@ -87,7 +87,8 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       (closing ??= (async () => {
         await close();
         const redis = await openRedis();
-        await deleteKeys(redis, redisPrefix);
+        // Only a prefix of its own: a test that shares one between servers cleans it itself.
+        if (config.redisPrefix === redisPrefix) await deleteKeys(redis, redisPrefix);
         redis.disconnect();
       })());
   }
