@@ -72,17 +72,22 @@ return {seq, position}
 `;
 
 /**
- * The service-wide log after a position, if it is all retained. ARGV: prefix, position.
- * Returns {} for an empty log; {first id, last id} when events after the position are no
- * longer (or not yet) retained; else {first id, last id, entries}.
+ * The newest position and, with ARGV[2], the service-wide log after that position if all of
+ * it is retained. ARGV: prefix, position ('' for none). Returns {newest} or {newest, entries}
+ * (entries only when complete). With nothing logged, newest is Redis's clock in
+ * microseconds minus one: just before the first position this log will hand out.
  */
 export const ALL_AFTER = `
-local all, after = ARGV[1] .. ':events', tonumber(ARGV[2])
-local first = redis.call('XRANGE', all, '-', '+', 'COUNT', 1)[1]
-if not first then return {} end
+local all = ARGV[1] .. ':events'
 local last = redis.call('XREVRANGE', all, '+', '-', 'COUNT', 1)[1]
-local firstPosition = tonumber(string.match(first[1], '^%d+'))
-local lastPosition = tonumber(string.match(last[1], '^%d+'))
-if after < firstPosition - 1 or after > lastPosition then return {first[1], last[1]} end
-return {first[1], last[1], redis.call('XRANGE', all, '(' .. ARGV[2] .. '-0', '+')}
+if not last then
+  local now = redis.call('TIME')
+  return {string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2]) - 1)}
+end
+local newest = string.match(last[1], '^%d+')
+if ARGV[2] == '' then return {newest} end
+local after = tonumber(ARGV[2])
+local first = redis.call('XRANGE', all, '-', '+', 'COUNT', 1)[1]
+if after < tonumber(string.match(first[1], '^%d+')) - 1 or after > tonumber(newest) then return {newest} end
+return {newest, redis.call('XRANGE', all, '(' .. ARGV[2] .. '-0', '+')}
 `;

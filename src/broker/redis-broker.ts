@@ -36,7 +36,7 @@ export interface RedisBrokerOptions {
 
 interface BrokerCommands {
   taskstreamPublish(...args: string[]): Promise<[number, string]>;
-  taskstreamAllAfter(...args: string[]): Promise<[] | [string, string] | [string, string, StreamEntry[]]>;
+  taskstreamAllAfter(...args: string[]): Promise<[string] | [string, StreamEntry[]]>;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -188,6 +188,10 @@ export class RedisBroker implements Broker {
           .xrange(key, bySeq ? `(${Math.min(after.seq, Number.MAX_SAFE_INTEGER)}-0` : '-', '+')
           .exec(),
       )) as [[null, StreamEntry[]], [null, StreamEntry[]]];
+      // The newest id of this kind of stream: the task's last seq, or the newest position.
+      const newest = bySeq
+        ? lastEntries[0] ? positionOf(lastEntries[0][0]) : 0
+        : Number((await call(this.#redis.taskstreamAllAfter(this.#keys.prefix, '')))[0]);
       const history: LoggedEvent[] = [];
       for (const [, fields] of entries) {
         const logged = toLogged(fieldOf(fields, 'j')!, Number(fieldOf(fields, 'p')), fieldOf(fields, 'o'));
@@ -201,7 +205,7 @@ export class RedisBroker implements Broker {
         const terminal = fieldOf(last[1], 'e') === '1';
         ended = terminal && (bySeq ? positionOf(last[0]) <= after.seq : Number(fieldOf(last[1], 'p')) <= after.position);
       }
-      return { history: this.#goLive(local, history, true), ended, unsubscribe };
+      return { history: this.#goLive(local, history, true), ended, newest, unsubscribe };
     } catch (error) {
       unsubscribe();
       throw error;
@@ -217,22 +221,26 @@ export class RedisBroker implements Broker {
     this.#all.add(local);
     const unsubscribe = this.#tracked(() => this.#all.delete(local));
     try {
+      // Read in one step: the newest position and, when resuming, what followed the point.
+      const reply = await call(
+        this.#redis.taskstreamAllAfter(
+          this.#keys.prefix,
+          afterPosition !== undefined && Number.isSafeInteger(afterPosition) ? String(afterPosition) : '',
+        ),
+      );
+      const newest = Number(reply[0]);
       let history: LoggedEvent[] = [];
       let complete = true;
       if (afterPosition === undefined) {
         // Live only: what is already logged (even if not yet read here) counts as had.
-        const [last] = await call(this.#redis.xrevrange(this.#keys.allEvents, '+', '-', 'COUNT', 1));
-        if (last) local.lastPosition = positionOf(last[0]);
+        local.lastPosition = newest;
       } else {
-        const reply = Number.isSafeInteger(afterPosition)
-          ? await call(this.#redis.taskstreamAllAfter(this.#keys.prefix, String(afterPosition)))
-          : [];
-        complete = reply.length === 3;
-        if (reply.length === 3) {
-          history = reply[2].map(([id, fields]) => toLogged(fieldOf(fields, 'j')!, positionOf(id), fieldOf(fields, 'o')));
+        complete = reply.length === 2;
+        if (reply.length === 2) {
+          history = reply[1].map(([id, fields]) => toLogged(fieldOf(fields, 'j')!, positionOf(id), fieldOf(fields, 'o')));
         }
       }
-      return { history: this.#goLive(local, history, false), complete, unsubscribe };
+      return { history: this.#goLive(local, history, false), complete, newest, unsubscribe };
     } catch (error) {
       unsubscribe();
       throw error;
