@@ -359,6 +359,7 @@ describe('stream errors', () => {
 });
 
 describe('ordering under load', () => {
+  // 5,000 events, each a store write and a publish: in Redis mode, two round trips each.
   it('delivers all 500 progress updates of a flood in order, then task_completed last (10 runs)', async () => {
     // One worker, held by a blocked task, so every flood task is queued when its stream
     // opens: the subscriber sees every event live, not a thinned replay.
@@ -406,7 +407,7 @@ describe('ordering under load', () => {
       const snapshot = (await (await server.api(`/api/tasks/${floods[index].task_id}`)).json()) as any;
       expect(snapshot.progress).toMatchObject({ value: 1, text: '500' });
     }
-  });
+  }, 120_000);
 
   it('thins a flood to its most recent progress for a late subscriber, keeping every lifecycle event', async () => {
     const progressHistory = 5;
