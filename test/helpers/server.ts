@@ -74,7 +74,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   };
   if (redisPrefix !== undefined) {
     // Proof that this service really runs on Redis: its connections are named after the prefix.
-    const redis = await openRedis();
+    const redis = await openRedis(config.redisUrl);
     const clients = String(await redis.client('LIST'));
     redis.disconnect();
     if (!clients.includes(`name=taskstream:${config.redisPrefix}:`)) {
