@@ -15,22 +15,27 @@ afterEach(async () => {
 
 describe('Redis mode, one instance', () => {
   it('keeps tasks and their events in Redis under REDIS_PREFIX', async () => {
-    const server = await harness.serve({}, { mode: 'redis' });
-    const task = await server.create({ type: 'sample', input: { steps: 2, step_ms: 1 } });
-    const client = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
-    await withTimeout(client.ended, 'the task stream to end');
+    const prefix = testPrefix('keys');
     const redis = await openRedis();
-    const prefix = String(String(await redis.client('LIST')).match(/name=taskstream:(taskstream-http-[^:]+):store/)?.[1]);
-    const keys = await keysOf(redis, prefix);
-    redis.disconnect();
-    expect(keys).toContain(`${prefix}:task:${task.task_id}`);
-    expect(keys).toContain(`${prefix}:events:${task.task_id}`);
-    expect(client.events.map((event) => event.event)).toEqual([
-      'task_started',
-      'progress_update',
-      'progress_update',
-      'task_completed',
-    ]);
+    try {
+      const server = await harness.serve({ REDIS_PREFIX: prefix }, { mode: 'redis' });
+      const task = await server.create({ type: 'sample', input: { steps: 2, step_ms: 1 } });
+      const client = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
+      await withTimeout(client.ended, 'the task stream to end');
+      const keys = await keysOf(redis, prefix);
+      expect(keys).toContain(`${prefix}:task:${task.task_id}`);
+      expect(keys).toContain(`${prefix}:events:${task.task_id}`);
+      expect(client.events.map((event) => event.event)).toEqual([
+        'task_started',
+        'progress_update',
+        'progress_update',
+        'task_completed',
+      ]);
+    } finally {
+      await harness.close();
+      await deleteKeys(redis, prefix);
+      redis.disconnect();
+    }
   });
 
   it('evicts a task another instance ended once its retention is over, leaving none of its keys', async () => {
