@@ -98,14 +98,6 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
     maxStreamsPerOwner: config.maxStreamsPerOwner,
   });
   logTaskTransitions(service, logger);
-  // With a shared store, tasks that other instances (or an earlier run) ended are evicted by
-  // whichever instance sweeps first: sweep the shared expiry index regularly.
-  const sweeper =
-    config.redisUrl === undefined
-      ? undefined
-      : setInterval(() => {
-          service.reap().catch((error: unknown) => logger.warn({ err: error }, 'sweep of ended tasks failed'));
-        }, Math.min(Math.max(config.retentionMs, 1000), SHARED_SWEEP_MAX_MS)).unref();
   const metrics = createMetrics(service, hub);
   const app = createApp({
     service,
@@ -129,7 +121,6 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      clearInterval(sweeper);
       hub.close();
       await service.close();
     })());
@@ -210,9 +201,6 @@ function loadKeyring(config: Config): ApiKeyring {
   }
   return ApiKeyring.parse(sources);
 }
-
-/** Longest time between two sweeps of a shared store for ended tasks due for eviction. */
-const SHARED_SWEEP_MAX_MS = 30_000;
 
 /** How long ended responses get to flush before their sockets are cut. */
 const SOCKET_FLUSH_MS = 2000;
