@@ -315,7 +315,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness probe: the pool is up and the service is not shutting down */
+        /** Readiness probe: the pool is up, the backends answer and the service is not shutting down */
         get: operations["ready"];
         put?: never;
         post?: never;
@@ -1975,7 +1975,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Shutting down */
+            /** @description Shutting down, or (Redis mode) Redis does not answer */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
@@ -1984,7 +1984,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & ({
                         /** @enum {string} */
-                        code: "shutting_down";
+                        code: "shutting_down" | "backend_unavailable";
                     } & {
                         [key: string]: unknown;
                     });
