@@ -13,11 +13,16 @@ const pageRoot = fileURLToPath(
   new URL(import.meta.url.includes('/dist/') ? '../../../web/docs/' : '../../web/docs/', import.meta.url),
 );
 
-// Resolving package.json rather than the package itself: its main module loads the whole
-// browser bundle into Node.
-const swaggerUiRoot = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+// Compiled, the files are in dist/swagger-ui/, copied there by the build: swagger-ui-dist is a
+// development dependency only, so its install-time script (@scarf/scarf, which reports
+// installs over the network) never runs for users. From source, they come from the package;
+// resolving its package.json rather than the package: its main module loads the whole browser
+// bundle into Node.
+const swaggerUiRoot = import.meta.url.endsWith('.js')
+  ? fileURLToPath(new URL('../../swagger-ui/', import.meta.url))
+  : dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
-/** The files of swagger-ui-dist the page loads; nothing else of that package is served. */
+/** The files of swagger-ui-dist the page loads; nothing else of that package is served (scripts/build.mjs copies the same). */
 const SWAGGER_UI_ASSETS = ['swagger-ui.css', 'swagger-ui-bundle.js', 'index.css', 'favicon-32x32.png'] as const;
 
 /**
