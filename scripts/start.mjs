@@ -7,7 +7,7 @@ const entry = new URL('dist/src/main.js', root);
 
 function newestSource() {
   let newest = 0;
-  for (const dir of ['src', 'workers']) {
+  for (const dir of ['src', 'workers', 'client']) {
     for (const file of readdirSync(new URL(dir, root), { recursive: true, encoding: 'utf8' })) {
       newest = Math.max(newest, statSync(new URL(`${dir}/${file}`, root)).mtimeMs);
     }
