@@ -2,9 +2,10 @@
 // When the service has API keys, the page asks for one, keeps it for the browser session
 // (sessionStorage) and opens its stream with a stream token, since EventSource sends no headers.
 
+import { applyTaskEvent, entryOf, SEQ_UNKNOWN, STATUSES, TERMINAL } from './task-state.js';
+import { controlKind, humanize, rangeHint, simpleSchema, SAFE_LIMIT } from './schema-form.js';
+
 const LIST_LIMIT = 200;
-const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'];
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const TASK_EVENTS = [
   'task_created',
   'task_started',
@@ -21,8 +22,6 @@ const STATUS_LABELS = {
   failed: 'Failed',
   cancelled: 'Cancelled',
 };
-/** `lastSeq` of a task known only from a snapshot: the list does not say which events it reflects. */
-const SEQ_UNKNOWN = -1;
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 15000;
 /** Where the API key is kept: for this browser session only, shared with /docs. */
@@ -79,7 +78,6 @@ function formatDuration(ms, { precise = false } = {}) {
 const shortId = (taskId) => taskId.slice(-8);
 const percent = (value) => `${Math.floor(value * 100)} %`;
 const formatTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-const formatNumber = (value) => (Number.isFinite(value) ? value.toLocaleString('en-US') : String(value));
 
 /**
  * The server's clock minus ours, so elapsed times agree with the server's timestamps. Each
@@ -195,17 +193,13 @@ function forget(taskId) {
 /** Adds a task from a snapshot unless the page already has it (it then knows better). */
 function insertSnapshot(task, lastSeq = SEQ_UNKNOWN) {
   if (tasks.has(task.task_id) || removedIds.has(task.task_id)) return false;
-  tasks.set(task.task_id, { task: { ...task, cancel_reason: null }, lastSeq });
+  tasks.set(task.task_id, entryOf(task, lastSeq));
   return true;
 }
 
-/**
- * Applies one stream event, idempotently. While a task is known only from a snapshot, events
- * the snapshot already reflects are recognised by what they would undo: a start of an attempt
- * already made, progress lower than shown, anything after the end.
- */
+/** Applies one stream event: task_created and task_removed here, the rest by applyTaskEvent. */
 function applyEvent(event) {
-  const { event_type: type, task_id: taskId, seq, data } = event;
+  const { event_type: type, task_id: taskId, data } = event;
   if (type === 'task_created') {
     if (insertSnapshot(data.task, 0)) markChanged(taskId, true);
     return;
@@ -218,42 +212,7 @@ function applyEvent(event) {
   const entry = tasks.get(taskId);
   // Not on the page: older than the newest LIST_LIMIT tasks when the list loaded.
   if (!entry) return;
-  const known = entry.lastSeq !== SEQ_UNKNOWN;
-  if (known && seq <= entry.lastSeq) return;
-  const task = entry.task;
-  if (TERMINAL.has(task.status)) return;
-
-  switch (type) {
-    case 'task_started':
-      if (!known && task.status === 'running' && task.attempt >= data.attempt) return;
-      task.status = 'running';
-      task.attempt = data.attempt;
-      task.max_attempts = data.max_attempts;
-      task.started_at ??= event.timestamp;
-      task.error = null;
-      break;
-    case 'progress_update': {
-      const shown = task.progress?.value;
-      if (!known && task.status === 'running' && data.value !== null && shown !== null && shown !== undefined && data.value < shown) return;
-      task.status = 'running';
-      task.started_at ??= event.timestamp;
-      task.progress = { ...task.progress, ...data };
-      break;
-    }
-    case 'task_completed':
-      Object.assign(task, { status: 'completed', result: data.result, finished_at: event.timestamp });
-      break;
-    case 'task_failed':
-      Object.assign(task, { status: 'failed', error: data.error, finished_at: event.timestamp });
-      break;
-    case 'task_cancelled':
-      Object.assign(task, { status: 'cancelled', cancel_reason: data.reason, finished_at: event.timestamp });
-      break;
-    default:
-      return;
-  }
-  entry.lastSeq = seq;
-  markChanged(taskId, false);
+  if (applyTaskEvent(entry, event)) markChanged(taskId, false);
 }
 
 function onStreamEvent(message) {
@@ -760,41 +719,6 @@ $('task-list').addEventListener('click', async (event) => {
 let taskTypes = [];
 let fieldControls = new Map(); // property name → control description
 
-const ACRONYMS = new Set(['csv', 'json', 'id', 'url']);
-function humanize(name) {
-  const words = name.split('_');
-  const unit = words.at(-1) === 'ms' && words.length > 1 ? words.pop() : null;
-  const text = words
-    .map((word, index) => (ACRONYMS.has(word) ? word.toUpperCase() : index === 0 ? word[0].toUpperCase() + word.slice(1) : word))
-    .join(' ');
-  return unit ? `${text} (${unit})` : text;
-}
-
-/** The schema of a property with `null` alternatives stripped. */
-function simpleSchema(schema) {
-  if (Array.isArray(schema.anyOf)) {
-    const branches = schema.anyOf.filter((branch) => branch.type !== 'null');
-    if (branches.length === 1) return { ...schema, ...branches[0], anyOf: undefined };
-  }
-  if (Array.isArray(schema.type)) {
-    const types = schema.type.filter((type) => type !== 'null');
-    if (types.length === 1) return { ...schema, type: types[0] };
-  }
-  return schema;
-}
-
-const SAFE_LIMIT = Number.MAX_SAFE_INTEGER;
-function rangeHint(schema) {
-  const min = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? `>${schema.exclusiveMinimum}` : undefined);
-  const max = schema.maximum ?? (schema.exclusiveMaximum !== undefined ? `<${schema.exclusiveMaximum}` : undefined);
-  const hasMin = min !== undefined && Math.abs(Number(min)) < SAFE_LIMIT;
-  const hasMax = max !== undefined && Math.abs(Number(max)) < SAFE_LIMIT;
-  if (hasMin && hasMax) return `${formatNumber(min)} – ${formatNumber(max)}`;
-  if (hasMin) return `at least ${formatNumber(min)}`;
-  if (hasMax) return `at most ${formatNumber(max)}`;
-  return '';
-}
-
 /** A control for one property: how to show a value, and how to read it back. */
 function controlFor(name, rawSchema, required, example) {
   const schema = simpleSchema(rawSchema);
@@ -807,8 +731,9 @@ function controlFor(name, rawSchema, required, example) {
   let read;
   let write;
   let kind = 'control';
+  const shape = controlKind(schema, example);
 
-  if (Array.isArray(schema.enum)) {
+  if (shape === 'enum') {
     element = h('select', common);
     if (!required && schema.default === undefined) element.append(h('option', { value: '', text: '—' }));
     for (const option of schema.enum) element.append(h('option', { value: JSON.stringify(option), text: String(option) }));
@@ -816,7 +741,7 @@ function controlFor(name, rawSchema, required, example) {
     write = (value) => {
       element.value = value === undefined ? '' : JSON.stringify(value);
     };
-  } else if (schema.type === 'integer' || schema.type === 'number') {
+  } else if (shape === 'number') {
     const integer = schema.type === 'integer';
     element = h('input', {
       ...common,
@@ -833,23 +758,22 @@ function controlFor(name, rawSchema, required, example) {
     write = (value) => {
       element.value = typeof value === 'number' ? String(value) : '';
     };
-  } else if (schema.type === 'boolean') {
+  } else if (shape === 'checkbox') {
     element = h('input', { ...common, type: 'checkbox' });
     kind = 'checkbox';
     read = () => element.checked;
     write = (value) => {
       element.checked = value === true;
     };
-  } else if (schema.type === 'string') {
-    const multiline = (typeof example === 'string' && example.includes('\n')) || (schema.maxLength ?? 0) > 200;
-    element = multiline
+  } else if (shape === 'text' || shape === 'textarea') {
+    element = shape === 'textarea'
       ? h('textarea', { ...common, rows: 4, spellcheck: 'false' })
       : h('input', { ...common, type: 'text', maxlength: schema.maxLength, autocomplete: 'off' });
     read = () => (element.value === '' && !required ? undefined : element.value);
     write = (value) => {
       element.value = typeof value === 'string' ? value : '';
     };
-  } else if (schema.type === 'array' && ['string', 'number', 'integer'].includes(schema.items?.type)) {
+  } else if (shape === 'list') {
     const numeric = schema.items.type !== 'string';
     element = h('textarea', { ...common, rows: 4, spellcheck: 'false' });
     hints.push('one per line');
