@@ -32,7 +32,7 @@ async function followToEnd(url: string) {
   return events.map((event) => event.json);
 }
 
-describe('npx taskstream --tasks ./tasks, from the installed package', () => {
+describe('npx taskstream --tasks ./tasks, from the installed package', { timeout: 120_000 }, () => {
   let service: ConsumerProcess;
   beforeAll(async () => {
     service = await startConsumer(project.dir, 'npx', ['--no-install', 'taskstream', '--tasks', './tasks', '--port', '0', '--max-workers', '2']);
@@ -135,7 +135,7 @@ describe('createTaskstream mounted under /jobs', () => {
     } finally {
       expect(await app.stop()).toBe(0);
     }
-  });
+  }, 120_000);
 
   it('in a plain node:http server through tasks.handler', async () => {
     const app = await startConsumer(project.dir, 'node', ['http-app.mjs']);
@@ -155,7 +155,7 @@ describe('createTaskstream mounted under /jobs', () => {
     } finally {
       expect(await app.stop()).toBe(0);
     }
-  });
+  }, 120_000);
 });
 
 async function expectMountedPages(origin: string, prefix: string) {
@@ -173,7 +173,7 @@ async function expectMountedPages(origin: string, prefix: string) {
   expect(types.task_types.map((taskType) => taskType.type)).toContain('resize');
 }
 
-describe('a task module that cannot be loaded, with the installed command', () => {
+describe('a task module that cannot be loaded, with the installed command', { timeout: 120_000 }, () => {
   const cases = [
     { name: 'throws on import', dir: './broken/throws', file: 'explodes.js', says: 'the database is not configured' },
     { name: 'exports no defineTask', dir: './broken/nothing', file: 'helper.js', says: 'must default-export a defineTask' },
