@@ -21,7 +21,7 @@ const typesOf = async (url: string) =>
     .map((taskType) => taskType.type)
     .sort();
 
-describe('taskstream --help', () => {
+describe('taskstream --help', { timeout: 90_000 }, () => {
   it('lists every setting as a flag with its environment variable and default', async () => {
     const { code, stdout } = await runCli(['--help']);
     expect(code).toBe(0);
@@ -38,7 +38,7 @@ describe('taskstream --help', () => {
   });
 });
 
-describe('settings on the command line', () => {
+describe('settings on the command line', { timeout: 90_000 }, () => {
   it('stops on a bad flag value with a message naming the flag, and a bad variable naming the variable', async () => {
     const { code, stdout, stderr } = await runCli(['--max-workers', '0', '--port=abc'], { RETENTION_MS: '-5' });
     expect(code).toBe(2);
@@ -63,7 +63,7 @@ describe('settings on the command line', () => {
   });
 });
 
-describe('taskstream --tasks', () => {
+describe('taskstream --tasks', { timeout: 90_000 }, () => {
   let service: ServiceProcess | undefined;
   afterEach(() => service?.kill());
 
@@ -96,7 +96,7 @@ describe('taskstream --tasks', () => {
   });
 });
 
-describe('a task module that cannot be loaded', () => {
+describe('a task module that cannot be loaded', { timeout: 90_000 }, () => {
   const cases = [
     { name: 'throws on import', args: ['--tasks', 'test/fixtures/modules/throws'], file: 'explodes.ts', says: 'this module explodes on import' },
     { name: 'exports no defineTask', args: ['--tasks', 'test/fixtures/modules/no-export'], file: 'nothing.js', says: 'must default-export a defineTask' },
@@ -120,7 +120,7 @@ describe('a task module that cannot be loaded', () => {
   }
 });
 
-describe('taskstream openapi', () => {
+describe('taskstream openapi', { timeout: 90_000 }, () => {
   it('writes the spec of the named task types to stdout', async () => {
     const { code, stdout } = await runCli(['openapi', '--tasks', USER_TASKS]);
     expect(code).toBe(0);
