@@ -31,7 +31,7 @@ export class BenchChild<C extends Commands, R = unknown> {
   #nextId = 1;
   #exited = false;
 
-  constructor(moduleUrl: URL, { env = {}, readyMs = 30_000 }: ChildOptions = {}) {
+  constructor(moduleUrl: URL, { env = {}, readyMs = 120_000 }: ChildOptions = {}) {
     this.#name = fileURLToPath(moduleUrl).slice(projectRoot.length);
     this.process = fork(fileURLToPath(moduleUrl), [], {
       cwd: projectRoot,

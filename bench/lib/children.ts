@@ -5,9 +5,10 @@ import type { RawPiscinaCommands } from '../baselines/raw-piscina.ts';
 import type { RawPipelineServerCommands } from '../baselines/raw-pipeline-server.ts';
 import type { RawSseServerCommands } from '../baselines/raw-sse-server.ts';
 import type { LatencyProbeCommands } from '../load/latency-probe.ts';
-import type { PostLoadCommands } from '../load/post-load.ts';
 import type { SubscribersCommands } from '../load/subscribers.ts';
 import type { TaskLoopCommands } from '../load/task-loop.ts';
+import type { BullmqClientCommands } from '../peers/bullmq-client.ts';
+import type { BullmqWorkerCommands } from '../peers/bullmq-worker.ts';
 import type { TaskstreamServerCommands } from '../servers/taskstream-server.ts';
 import { BenchChild, type ChildOptions } from './bench-child.ts';
 
@@ -25,6 +26,8 @@ export interface RunOptions {
   profileDir?: string | undefined;
   /** Progress notes, to stderr: which measurement is running. */
   log: (message: string) => void;
+  /** The Redis the BullMQ peer runs on; undefined when none answered (its figures are skipped). */
+  redisUrl?: string | undefined;
 }
 
 /** The service in its own process; `env` uses the service's own variable names. */
@@ -62,7 +65,6 @@ export const startRawSseServer = (run: RunOptions) =>
   new BenchChild<RawSseServerCommands, ServerReady>(at('baselines/raw-sse-server.ts'), threadsEnv(run));
 
 export const startTaskLoop = () => new BenchChild<TaskLoopCommands>(at('load/task-loop.ts'));
-export const startPostLoad = () => new BenchChild<PostLoadCommands>(at('load/post-load.ts'));
 export const startSubscribers = () => new BenchChild<SubscribersCommands>(at('load/subscribers.ts'));
 export const startLatencyProbe = () => new BenchChild<LatencyProbeCommands>(at('load/latency-probe.ts'));
 
@@ -70,3 +72,17 @@ export const startLatencyProbe = () => new BenchChild<LatencyProbeCommands>(at('
 export async function closeAll(children: readonly (BenchChild<any, any> | undefined)[]): Promise<void> {
   await Promise.allSettled(children.map((child) => child?.close()));
 }
+
+/** The BullMQ peer: `queue` names its own queue (and its keys) for one phase. */
+const bullmqEnv = (run: RunOptions, queue: string): ChildOptions => ({
+  env: {
+    BENCH_THREADS: String(run.threads),
+    BENCH_REDIS_URL: run.redisUrl ?? '',
+    BENCH_BULLMQ_PREFIX: `bench-${process.pid}`,
+    BENCH_BULLMQ_QUEUE: queue,
+  },
+});
+export const startBullmqWorker = (run: RunOptions, queue: string) =>
+  new BenchChild<BullmqWorkerCommands, { pid: number }>(at('peers/bullmq-worker.ts'), bullmqEnv(run, queue));
+export const startBullmqClient = (run: RunOptions, queue: string) =>
+  new BenchChild<BullmqClientCommands>(at('peers/bullmq-client.ts'), bullmqEnv(run, queue));

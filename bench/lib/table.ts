@@ -32,7 +32,7 @@ export function formatTable(machine: Machine, figures: readonly Figure[], wallSe
     number(f.baseline),
     f.ratio.toFixed(2),
     goalText(f.goal, f.unit),
-    f.pass === null ? 'info' : f.pass ? 'pass' : 'MISS',
+    !Number.isFinite(f.baseline) ? 'skipped' : f.pass === null ? 'info' : f.pass ? 'pass' : 'MISS',
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) =>

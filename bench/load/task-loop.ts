@@ -2,6 +2,7 @@
 // multiplexed stream, and create the next. Runs in its own process.
 import { JsonPoster } from '../lib/json-poster.ts';
 import { openEventStream } from '../lib/event-stream.ts';
+import { cpuBetween, snapshotCpu, type CpuSnapshot } from '../lib/proc-cpu.ts';
 import { serveCommands } from '../lib/rpc.ts';
 
 const TERMINAL = new Set(['task_completed', 'task_failed', 'task_cancelled']);
@@ -13,13 +14,19 @@ export interface TaskLoopArgs {
   clients: number;
   warmupMs: number;
   measureMs: number;
+  /** Processes whose CPU time is read at the window's edges (this one is always added). */
+  cpuPids?: number[];
 }
 
-async function run({ baseUrl, body, clients, warmupMs, measureMs }: TaskLoopArgs) {
+async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [] }: TaskLoopArgs) {
+  const pids = [process.pid, ...cpuPids];
+  let progressInWindow = 0;
+  let inWindow = false;
   /** Waiters by task id, and ends that arrived before their POST was answered. */
   const waiting = new Map<string, (eventType: string) => void>();
   const endedEarly = new Map<string, string>();
   const stream = await openEventStream(`${baseUrl}/api/events`, (event) => {
+    if (event.event === 'progress_update' && inWindow) progressInWindow++;
     if (!event.event || !TERMINAL.has(event.event)) return;
     const taskId = (JSON.parse(event.data) as { task_id: string }).task_id;
     const waiter = waiting.get(taskId);
@@ -46,6 +53,18 @@ async function run({ baseUrl, body, clients, warmupMs, measureMs }: TaskLoopArgs
   const windowEnd = windowStart + measureMs;
   let counted = 0;
   const failures: string[] = [];
+  let cpuStart: CpuSnapshot | undefined;
+  let cpuEnd: CpuSnapshot | undefined;
+  const edges = [
+    setTimeout(() => {
+      inWindow = true;
+      cpuStart = snapshotCpu(pids);
+    }, warmupMs),
+    setTimeout(() => {
+      inWindow = false;
+      cpuEnd = snapshotCpu(pids);
+    }, warmupMs + measureMs),
+  ];
   const client = async () => {
     while (performance.now() < windowEnd && failures.length === 0) {
       const answer = await poster.post(body);
@@ -62,11 +81,13 @@ async function run({ baseUrl, body, clients, warmupMs, measureMs }: TaskLoopArgs
   try {
     await Promise.all(Array.from({ length: clients }, client));
   } finally {
+    edges.forEach(clearTimeout);
     poster.close();
     stream.close();
   }
   if (failures.length > 0) throw new Error(failures[0]);
-  return { rate: counted / (measureMs / 1000) };
+  const cpu = cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : [];
+  return { rate: counted / (measureMs / 1000), progressRate: progressInWindow / (measureMs / 1000), tasks: counted, cpu };
 }
 
 const commands = { run };
