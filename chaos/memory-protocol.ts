@@ -14,4 +14,6 @@ export interface MemoryReply {
   externalBytes: number;
   /** The most the process has ever held resident. */
   peakRssBytes: number;
+  /** CPU time the process (all its threads) has used since it started. */
+  cpuMs: number;
 }

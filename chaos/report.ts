@@ -19,6 +19,8 @@ export interface ChaosReport {
     /** The most the service process held resident at any moment (the kernel's high-water mark). */
     peakRssBytes: number | undefined;
   };
+  /** CPU time used by the service process (all threads) and by this run, in seconds. */
+  cpuS: { service: number | undefined; run: number };
   exitCode: number | string | undefined;
   violations: { count: number; byKind: Record<string, number>; items: { kind: string; detail: string }[] };
 }
@@ -52,6 +54,7 @@ export function formatReport(report: ChaosReport): string {
     `requests         ${report.requests.total}: ${list(report.requests.byStatus)}`,
     `memory (RSS)     before ${mib(memory.before?.rssBytes)}, peak ${mib(memory.peakRssBytes)}, after ${mib(memory.after?.rssBytes)}`,
     `memory (heap)    before ${mib(memory.before?.heapUsedBytes)}, after ${mib(memory.after?.heapUsedBytes)} (after a forced full GC)`,
+    `CPU              service ${report.cpuS.service?.toFixed(1) ?? '?'} s, chaos run ${report.cpuS.run.toFixed(1)} s`,
     `service exit     ${report.exitCode ?? 'still running'} after SIGTERM`,
   ];
   const { violations } = report;

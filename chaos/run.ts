@@ -73,8 +73,8 @@ try {
       const workload = (tasks: number) => new Workload({ api: api!, ledger, clients: clients!, violations, tasks, scratchDir });
 
       // Warm-up: every worker thread loads its modules, so the baseline is a working service's.
-      warmUp = workload(Math.min(40, settings.tasks));
-      await warmUp.run(4, random.fork());
+      warmUp = workload(Math.min(12, settings.tasks));
+      await warmUp.run(4, random.fork(), { completes: 1 });
       await warmUp.settle(60_000);
       await clearEndedTasks(api);
       await waitForNoStreams(api, 1);
@@ -164,6 +164,10 @@ const report: ChaosReport = {
     byStatus: Object.fromEntries([...(api?.statuses ?? new Map<number, number>())].map(([status, count]) => [String(status), count])),
   },
   memory,
+  cpuS: {
+    service: memory.after ? memory.after.cpuMs / 1000 : undefined,
+    run: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+  },
   exitCode,
   violations: violationsOf(violations),
 };

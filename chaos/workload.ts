@@ -59,9 +59,9 @@ export class Workload {
     this.scratchDir = options.scratchDir;
   }
 
-  /** Runs `lanes` scenario loops until the budget is spent. */
-  async run(lanes: number, random: Random): Promise<void> {
-    await Promise.all(Array.from({ length: lanes }, () => this.#lane(random.fork())));
+  /** Runs `lanes` scenario loops until the budget is spent, picking scenarios by `weights`. */
+  async run(lanes: number, random: Random, weights: Partial<Record<ScenarioName, number>> = SCENARIO_WEIGHTS): Promise<void> {
+    await Promise.all(Array.from({ length: lanes }, () => this.#lane(random.fork(), weights)));
   }
 
   /** Waits for every watcher and follow-up. */
@@ -213,10 +213,10 @@ export class Workload {
     await this.follow(again, random);
   }
 
-  async #lane(random: Random): Promise<void> {
+  async #lane(random: Random, weights: Partial<Record<ScenarioName, number>>): Promise<void> {
     const recent: TrackedTask[] = [];
     while (!this.stopped && this.budget.take()) {
-      const name: ScenarioName = random.weighted(SCENARIO_WEIGHTS);
+      const name: ScenarioName = random.weighted(weights as Record<ScenarioName, number>);
       this.scenarioCounts.add(name);
       let task: TrackedTask | undefined;
       try {
