@@ -167,7 +167,9 @@ export const scenarios: Record<ScenarioName, Scenario> = {
   },
 
   async exhausts_heap(workload, random, onAccepted) {
-    const task = await start(workload, random, onAccepted, 'exhausts_heap', { type: 'exhausts_heap', input: {} }, 'failed:worker_crashed');
+    // Filling 64 MiB takes a while on a busy machine: the timeout must not come first.
+    const request = { type: 'exhausts_heap', input: {}, timeout_ms: 120_000 };
+    const task = await start(workload, random, onAccepted, 'exhausts_heap', request, 'failed:worker_crashed');
     if (task) await workload.follow(task, random);
     return task;
   },
