@@ -20,9 +20,13 @@ export class AllTasksObserver {
   #last: number | undefined;
   #session: SseSession | undefined;
   #stopped = false;
+  /** The service is shutting down: it ends the stream itself, and that is no fault. */
+  #endExpected = false;
   #loop: Promise<void> | undefined;
+  readonly #drops: boolean;
 
-  constructor(baseUrl: string, ledger: Ledger, violations: Violations, random: Random) {
+  constructor(baseUrl: string, ledger: Ledger, violations: Violations, random: Random, { drops = true } = {}) {
+    this.#drops = drops;
     this.#baseUrl = baseUrl;
     this.#ledger = ledger;
     this.#violations = violations;
@@ -42,6 +46,16 @@ export class AllTasksObserver {
     return this.#last;
   }
 
+  /** From now on the service ends the stream (shutdown): wait for that instead of reconnecting. */
+  expectEnd(): void {
+    this.#endExpected = true;
+  }
+
+  /** Resolves once the stream has ended for good (stop(), or the server's end after expectEnd()). */
+  async finished(): Promise<void> {
+    await this.#loop;
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#session?.drop();
@@ -51,7 +65,7 @@ export class AllTasksObserver {
   #connect(): SseSession {
     const resume = this.#last === undefined ? undefined : { after: this.#last, by: this.#random.pick(['header', 'query'] as const) };
     // Drop after some frames or some time, whichever comes first.
-    let framesLeft = this.#random.int(1, 600);
+    let framesLeft = this.#drops ? this.#random.int(1, 600) : Infinity;
     const session = new SseSession(this.#baseUrl, '/api/events', {
       ...(resume ? { resume } : {}),
       onFrame: (frame, current) => {
@@ -60,8 +74,10 @@ export class AllTasksObserver {
       },
     });
     // Until a first frame gives a position to resume after, a drop would lose events.
-    const timer = setTimeout(() => this.#last !== undefined && session.drop(), this.#random.int(20, 1500));
-    void session.ended.finally(() => clearTimeout(timer));
+    if (this.#drops) {
+      const timer = setTimeout(() => this.#last !== undefined && session.drop(), this.#random.int(20, 1500));
+      void session.ended.finally(() => clearTimeout(timer));
+    }
     this.#session = session;
     return session;
   }
@@ -70,7 +86,7 @@ export class AllTasksObserver {
     let session = first;
     for (;;) {
       const end = await session.ended;
-      if (this.#stopped) return;
+      if (this.#stopped || (this.#endExpected && end === 'server')) return;
       if (end !== 'dropped') {
         this.#violations.add(
           'all-tasks stream',

@@ -57,6 +57,8 @@ function checkTask(task: TrackedTask, figures: TaskFigures): [string, string][] 
   }
 
   const outcome = outcomeOf(terminal);
+  // In flight when the service was stopped: the shutdown may cancel it, and nothing is read after.
+  const shutdown = accepted.scenario === 'shutdown';
   figures.terminals.set(outcome, (figures.terminals.get(outcome) ?? 0) + 1);
 
   // Cancels: one answered 202 must win, whatever else was stopping the task.
@@ -67,11 +69,11 @@ function checkTask(task: TrackedTask, figures: TaskFigures): [string, string][] 
     } else {
       figures.cancelLatenciesMs.push(terminal.receivedAt - acceptedCancel.sentAt);
     }
-  } else if (terminal.event === 'task_cancelled') {
+  } else if (terminal.event === 'task_cancelled' && !(shutdown && outcome === 'cancelled:shutdown')) {
     problems.push(['cancel', `ended ${outcome} though no cancel was accepted`]);
   } else if (accepted.expect !== undefined && outcome !== accepted.expect) {
     problems.push(['outcome', `ended ${outcome}, expected ${accepted.expect}`]);
-  } else if (!acceptedCancel && terminal.event === 'task_failed') {
+  } else if (!shutdown && terminal.event === 'task_failed') {
     // Without a cancel, a retryable failure uses every attempt; any other failure only one.
     const code = terminal.data?.error?.code;
     const attempts = RETRYABLE.has(code) ? maxAttempts : 1;
@@ -81,7 +83,7 @@ function checkTask(task: TrackedTask, figures: TaskFigures): [string, string][] 
   const snapshot = task.finalSnapshot;
   if (snapshot) {
     problems.push(...checkSnapshot(snapshot, terminal.event, terminal.data, starts.length));
-  } else if (!task.deleted) {
+  } else if (!task.deleted && !shutdown) {
     problems.push(['snapshot', 'no final snapshot was read']);
   }
 

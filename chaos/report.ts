@@ -21,6 +21,8 @@ export interface ChaosReport {
   };
   /** CPU time used by the service process (all threads) and by this run, in seconds. */
   cpuS: { service: number | undefined; run: number };
+  /** The last phase: SIGTERM with tasks queued, running and between attempts. */
+  shutdown: { tasks: number; exitMs: number | undefined } | undefined;
   exitCode: number | string | undefined;
   violations: { count: number; byKind: Record<string, number>; items: { kind: string; detail: string }[] };
 }
@@ -55,7 +57,7 @@ export function formatReport(report: ChaosReport): string {
     `memory (RSS)     before ${mib(memory.before?.rssBytes)}, peak ${mib(memory.peakRssBytes)}, after ${mib(memory.after?.rssBytes)}`,
     `memory (heap)    before ${mib(memory.before?.heapUsedBytes)}, after ${mib(memory.after?.heapUsedBytes)} (after a forced full GC)`,
     `CPU              service ${report.cpuS.service?.toFixed(1) ?? '?'} s, chaos run ${report.cpuS.run.toFixed(1)} s`,
-    `service exit     ${report.exitCode ?? 'still running'} after SIGTERM`,
+    `shutdown         ${report.shutdown?.tasks ?? 0} tasks in flight at SIGTERM; exit ${report.exitCode ?? '-'} after ${report.shutdown?.exitMs === undefined ? '?' : `${(report.shutdown.exitMs / 1000).toFixed(2)} s`}`,
   ];
   const { violations } = report;
   if (violations.count === 0) {

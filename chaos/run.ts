@@ -15,6 +15,7 @@ import { formatReport, percentile, violationsOf, type ChaosReport } from './repo
 import { allTaskModules, ServiceProcess } from './service-process.ts';
 import { loadSettings } from './settings.ts';
 import { checkServiceState, clearEndedTasks, waitForNoStreams } from './service-state.ts';
+import { shutdownPhase, type ShutdownFigures } from './shutdown-phase.ts';
 import { StreamClients } from './stream-clients.ts';
 import { Violations } from './violations.ts';
 import { Workload } from './workload.ts';
@@ -52,11 +53,15 @@ let api: Api | undefined;
 let warmUp: Workload | undefined;
 let main: Workload | undefined;
 let warmUpTasks = 0;
+let shutdown: ShutdownFigures | undefined;
 
 const deadline = new Promise<never>((_, reject) =>
   setTimeout(() => reject(new Error(`the run took longer than CHAOS_DEADLINE_MS (${settings.deadlineMs} ms)`)), settings.deadlineMs).unref(),
 );
+/** Set just before the run sends SIGTERM itself. */
+let stopping = false;
 const died = service.exited.then((code) => {
+  if (stopping) return new Promise<never>(() => {});
   throw new Error(`the service process exited (${code}) during the run: ${service.stderr.slice(-2000)}`);
 });
 died.catch(() => {});
@@ -93,6 +98,13 @@ try {
       const unfinished = [...ledger.tasks.values()].filter((task) => task.accepted && !task.terminal);
       await withDeadline(Promise.all(unfinished.map((task) => ledger.ended(task.id))), 'every task to end', 30_000).catch(() => {});
 
+      // Tasks whose lane stopped waiting: their final snapshot now.
+      for (const task of ledger.tasks.values()) {
+        if (!task.accepted || !task.terminal || task.finalSnapshot || task.deleted) continue;
+        const snapshot = await api.get(task.id);
+        if (snapshot.status === 200) task.finalSnapshot = snapshot.body;
+      }
+
       // Nothing may be left queued or running; then the memory the run leaves behind.
       await checkServiceState(api, violations);
       await clearEndedTasks(api);
@@ -104,6 +116,19 @@ try {
       checkMemory(memory, violations);
       const health = await api.request('GET', '/healthz');
       if (health.status !== 200) violations.add('service', `/healthz answered ${health.status}`);
+
+      log('stopping the service with tasks in flight');
+      stopping = true;
+      shutdown = await shutdownPhase({
+        url,
+        api,
+        service,
+        ledger,
+        violations,
+        random: random.fork(),
+        scratchDir,
+        shutdownGraceMs: Number(SERVICE_ENV.SHUTDOWN_GRACE_MS),
+      });
     })(),
     deadline,
     died,
@@ -168,6 +193,7 @@ const report: ChaosReport = {
     service: memory.after ? memory.after.cpuMs / 1000 : undefined,
     run: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   },
+  shutdown,
   exitCode,
   violations: violationsOf(violations),
 };

@@ -48,7 +48,7 @@ async function start(
   request: CreateRequest,
   expect: string | undefined,
 ): Promise<TrackedTask | undefined> {
-  if (random.chance(0.2)) request.priority = random.int(-5, 5);
+  if (random.chance(0.1)) request.priority = random.int(-5, 5);
   const task = await workload.create(request, scenario, random);
   if (!task) return undefined;
   task.accepted!.expect = expect;

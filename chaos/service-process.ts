@@ -37,6 +37,7 @@ export class ServiceProcess {
   readonly exited: Promise<number | string>;
   readonly errorLogs: ErrorLog[] = [];
   #exit: number | string | undefined;
+  #terminated = false;
   #stderr = '';
   #nextId = 1;
   readonly #waiting = new Map<number, (reply: MemoryReply) => void>();
@@ -110,10 +111,17 @@ export class ServiceProcess {
     return withDeadline(reply, 'the service to report its memory', 30_000);
   }
 
-  /** SIGTERM, the graceful stop; resolves with the exit code, or kills it after `ms`. */
+  /** Sends SIGTERM, the graceful stop, once: a second signal means "exit now". */
+  terminate(): void {
+    if (this.#terminated || this.#exit !== undefined) return;
+    this.#terminated = true;
+    this.child.kill('SIGTERM');
+  }
+
+  /** SIGTERM (if not sent yet); resolves with the exit code, or kills the process after `ms`. */
   async stop(ms: number): Promise<number | string> {
     if (this.#exit !== undefined) return this.#exit;
-    this.child.kill('SIGTERM');
+    this.terminate();
     try {
       return await withDeadline(this.exited, 'the service to exit after SIGTERM', ms);
     } catch (error) {

@@ -28,12 +28,12 @@ export class StreamClients {
     this.#violations = violations;
   }
 
-  /** Follows one task's stream to its end, with up to three drops and resumes. */
-  async watchTask(task: TrackedTask, random: Random): Promise<void> {
+  /** Follows one task's stream to its end, with up to `maxDrops` drops and resumes. */
+  async watchTask(task: TrackedTask, random: Random, maxDrops = 3): Promise<void> {
     const view: ClientView = { kind: 'task stream', seqs: [], events: [], notes: [], complete: false };
     task.clients.push(view);
     let after = 0;
-    let drops = random.int(0, 3);
+    let drops = random.int(0, maxDrops);
     for (;;) {
       const resume = after > 0 || random.chance(0.2) ? { after, by: random.pick(['header', 'query'] as const) } : undefined;
       const onFrame = (frame: Frame) => {
