@@ -30,7 +30,8 @@ export const SCENARIO_WEIGHTS = {
   cancel_queued: 5,
   cancel_running: 8,
   cancel_vs_end: 7,
-  cancel_vs_timeout: 10,
+  cancel_vs_timeout: 8,
+  cancel_in_timeout_stop: 4,
   cancel_in_backoff: 5,
   double_cancel: 5,
   delete_running: 3,
@@ -98,6 +99,7 @@ function openGate(workload: Workload): string {
 }
 
 let flakyDirs = 0;
+let stallDirs = 0;
 
 /** A task that runs until it is cancelled (or its safety timeout). */
 function untilCancelled(workload: Workload, random: Random): CreateRequest {
@@ -252,6 +254,26 @@ export const scenarios: Record<ScenarioName, Scenario> = {
         const event = await started(workload, task);
         if (event) await sleepUntil(event.timestamp, timeoutMs + random.int(-5, 5));
         await workload.cancel(task, 'timeout');
+      });
+    }
+    return task;
+  },
+
+  async cancel_in_timeout_stop(workload, random, onAccepted) {
+    // The timeout has already stopped the task, which holds on (stall) while the cancel lands:
+    // the cancel must still win, and no further attempt may start.
+    const dir = join(workload.scratchDir, `stall-${stallDirs++}`);
+    mkdirSync(dir, { recursive: true });
+    const timeoutMs = random.int(10, 40);
+    const request = { type: 'stall', input: { dir }, timeout_ms: timeoutMs, max_attempts: random.int(1, 2), retry_backoff_ms: random.int(0, 10) };
+    const task = await start(workload, random, onAccepted, 'cancel_in_timeout_stop', request, 'failed:timeout');
+    if (task) {
+      await workload.follow(task, random, async () => {
+        const event = await started(workload, task);
+        if (event) await sleepUntil(event.timestamp, timeoutMs + random.int(5, 60));
+        await workload.cancel(task, 'timeout stop');
+        // Let it return by itself, before its thread would be terminated.
+        writeFileSync(join(dir, 'release'), '');
       });
     }
     return task;

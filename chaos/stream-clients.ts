@@ -134,7 +134,9 @@ export class StreamClients {
     try {
       end = await withDeadline(session.ended, label, STREAM_STALL_MS);
     } catch {
-      this.#violations.add('stream stalled', `${label}: nothing for ${STREAM_STALL_MS} ms after ${frames} frames`);
+      const asked = resume ? `resuming after ${resume.after} by ${resume.by}` : 'from the start';
+      const answer = session.status === 0 ? 'no answer' : `status ${session.status}`;
+      this.#violations.add('stream stalled', `${label} (${asked}): ${answer}, then ${frames} frames and nothing more for ${STREAM_STALL_MS} ms`);
       session.drop();
       end = 'error' as const;
     } finally {
