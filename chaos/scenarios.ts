@@ -23,7 +23,7 @@ export const SCENARIO_WEIGHTS = {
   throws: 7,
   flaky: 3,
   bad_result: 2,
-  exits: 2,
+  exits: 1,
   exhausts_heap: 1,
   times_out: 7,
   ignores_cancel: 1,

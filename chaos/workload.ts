@@ -65,7 +65,9 @@ export class Workload {
 
   /** Runs `lanes` scenario loops until the budget is spent, picking scenarios by `weights`. */
   async run(lanes: number, random: Random, weights: Partial<Record<ScenarioName, number>> = SCENARIO_WEIGHTS): Promise<void> {
-    await Promise.all(Array.from({ length: lanes }, () => this.#lane(random.fork(), weights)));
+    // Lane i starts with the i-th scenario, so with as many lanes as scenarios each runs at least once.
+    const names = (Object.keys(weights) as ScenarioName[]).filter((name) => (weights[name] ?? 0) > 0);
+    await Promise.all(Array.from({ length: lanes }, (_, i) => this.#lane(random.fork(), weights, names[i % names.length]!)));
   }
 
   /** Waits for every watcher and follow-up. */
@@ -103,7 +105,7 @@ export class Workload {
       if (answer.status === 503 && answer.body?.code === 'queue_full') {
         this.refusals.add('queue_full');
         if (answer.headers.get('retry-after') === null) this.violations.add('create', '503 queue_full without Retry-After');
-        await sleep(random.int(10, 60));
+        await sleep(random.int(20, 120));
         continue;
       }
       this.violations.add('create', `${scenario}: ${JSON.stringify(request).slice(0, 200)} answered ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
@@ -217,10 +219,12 @@ export class Workload {
     await this.follow(again, random);
   }
 
-  async #lane(random: Random, weights: Partial<Record<ScenarioName, number>>): Promise<void> {
+  async #lane(random: Random, weights: Partial<Record<ScenarioName, number>>, first: ScenarioName): Promise<void> {
     const recent: TrackedTask[] = [];
+    let next: ScenarioName | undefined = first;
     while (!this.stopped && this.budget.take()) {
-      const name: ScenarioName = random.weighted(weights as Record<ScenarioName, number>);
+      const name: ScenarioName = next ?? random.weighted(weights as Record<ScenarioName, number>);
+      next = undefined;
       this.scenarioCounts.add(name);
       let task: TrackedTask | undefined;
       try {
