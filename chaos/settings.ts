@@ -4,10 +4,10 @@ const count = (min: number, max: number) => z.coerce.number().int().min(min).max
 
 /** What a chaos run reads from its environment, with its defaults. */
 const SettingsSchema = z.object({
-  CHAOS_TASKS: count(1, 1_000_000).default(3000).describe('Tasks the service must accept (creates and manual retries)'),
+  CHAOS_TASKS: count(1, 1_000_000).default(2000).describe('Tasks the service must accept (creates and manual retries)'),
   CHAOS_SEED: count(0, 4_294_967_295).optional().describe('Seed of every random choice; a fresh one is printed when unset'),
   CHAOS_LANES: count(1, 500).default(16).describe('Scenarios run at once'),
-  CHAOS_DEADLINE_MS: count(1000, 3_600_000).optional().describe('Longest the run may take; 60 s + 100 ms per task when unset'),
+  CHAOS_DEADLINE_MS: count(1000, 3_600_000).optional().describe('Longest the run may take; 120 s + 400 ms per task when unset'),
   CHAOS_REPORT: z.string().optional().describe('A file to write the figures and violations to, as JSON'),
 });
 
@@ -31,7 +31,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     tasks: settings.CHAOS_TASKS,
     seed: settings.CHAOS_SEED ?? Math.floor(Math.random() * 4_294_967_296),
     lanes: settings.CHAOS_LANES,
-    deadlineMs: settings.CHAOS_DEADLINE_MS ?? 60_000 + 100 * settings.CHAOS_TASKS,
+    deadlineMs: settings.CHAOS_DEADLINE_MS ?? 120_000 + 400 * settings.CHAOS_TASKS,
     reportFile: settings.CHAOS_REPORT,
   };
 }
