@@ -57,7 +57,7 @@ export class StreamClients {
         continue;
       }
       view.notes.push(end.note);
-      view.complete = end.kind === 'server' || end.status === 204 ? TERMINAL_EVENTS.has(view.events.at(-1) ?? '') : false;
+      view.complete = TERMINAL_EVENTS.has(view.events.at(-1) ?? '');
       return;
     }
   }
@@ -103,9 +103,7 @@ export class StreamClients {
       }
       for (const view of views.values()) {
         view.notes.push(end.note);
-        view.complete =
-          (end.kind === 'server' || end.status === 204) &&
-          (TERMINAL_EVENTS.has(view.events.at(-1) ?? '') || view.notes.includes('task_removed'));
+        view.complete = TERMINAL_EVENTS.has(view.events.at(-1) ?? '') || view.notes.includes('task_removed');
       }
       return;
     }
@@ -163,6 +161,8 @@ export class StreamClients {
 
 /** An event of `task` after `seq` that the all-tasks stream delivered over STREAM_LAG_MS ago, if any. */
 function missedBy(task: TrackedTask, seq: number): string | undefined {
+  // A deleted task's stream ends, and a multiplexed stream opened after it skips it.
+  if (task.deleted || task.removedSeen) return undefined;
   const event = task.events.find((seen) => seen.seq > seq);
   if (!event || performance.now() - event.receivedAt < STREAM_LAG_MS) return undefined;
   return `${event.event} (seq ${event.seq}) of ${task.id} (${task.accepted?.scenario}), on the all-tasks stream ${Math.round(performance.now() - event.receivedAt)} ms ago`;
