@@ -23,7 +23,7 @@ describe('npm run chaos, small configuration', () => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  it(`runs ${TASKS} tasks of every kind against the real service process and finds no violation`, { timeout: RUN_MS + 30_000 }, async () => {
+  it(`runs ${TASKS} tasks of every kind against the real service process and finds no violation`, { timeout: RUN_MS + 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'taskstream-chaos-test-'));
     dirs.push(dir);
     const reportFile = join(dir, 'chaos.json');
@@ -39,7 +39,8 @@ describe('npm run chaos, small configuration', () => {
     const exited = new Promise<number | string>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')));
     let code: number | string;
     try {
-      code = await withTimeout(exited, 'the chaos run to exit', RUN_MS + 20_000);
+      // Past its deadline the run still stops the service and reports: allow for that on a busy machine.
+      code = await withTimeout(exited, 'the chaos run to exit', RUN_MS + 90_000);
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
