@@ -44,8 +44,12 @@ export const EnvSchema = z.object({
     .string()
     .default('')
     .describe('Comma-separated origins that browsers may call the API from, or `*` for any; none when empty'),
-  MAX_STREAMS: integer(1).default(10_000).describe('Open SSE streams in all; past it a new stream gets 429'),
-  MAX_STREAMS_PER_OWNER: integer(1).default(1000).describe('Open SSE streams per API key owner (with API_KEYS); past it 429'),
+  MAX_STREAMS: integer(1)
+    .default(10_000)
+    .describe('Open SSE streams and long polls (`/wait`) in all; past it a new one gets 429'),
+  MAX_STREAMS_PER_OWNER: integer(1)
+    .default(1000)
+    .describe('Open SSE streams and long polls per API key owner (with API_KEYS); past it 429'),
   MAX_RETAINED_TASKS: integer(1).default(100_000).describe('Tasks kept in all; past it the oldest ended tasks are evicted early, and create answers 503 if none has ended'),
   HEADERS_TIMEOUT_MS: duration(1).default(10_000).describe('Time a client gets to send its request headers'),
   REQUEST_TIMEOUT_MS: duration(1).default(30_000).describe('Time a client gets to send a whole request; open streams are not cut'),

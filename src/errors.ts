@@ -83,7 +83,7 @@ export const errors = {
   unauthorized: (message: string) => new AppError('unauthorized', message),
   forbidden: (message: string) => new AppError('forbidden', message),
   tooManyStreams: (limit: number, scope: 'in all' | 'for this owner') =>
-    new AppError('too_many_streams', `${limit} streams are already open ${scope}; close one or try again later`, {
+    new AppError('too_many_streams', `${limit} streams and long polls are already open ${scope}; close one or try again later`, {
       retryAfterSeconds: 5,
     }),
   tooManyTasks: (limit: number) =>

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -17,7 +19,7 @@ import {
 } from './helpers/harness.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import type { TestServer } from './helpers/server.ts';
-import { withTimeout } from './helpers/timeout.ts';
+import { until, withTimeout } from './helpers/timeout.ts';
 
 // Idempotent create, long-polling, progress steps and ETA, labels, bulk clear, the reaper's
 // endpoints and the batch task type, through a real server with real worker threads.
@@ -231,6 +233,67 @@ describe('GET /api/tasks/{id}/wait', () => {
     touch(dir, 'open');
     const response = await withTimeout(waiting, 'the second long-poll');
     expect(await json(response)).toMatchObject({ status: 'completed' });
+  });
+});
+
+describe('long polls are bounded', () => {
+  const waitPath = (taskId: string, timeoutMs = 600_000) => `/api/tasks/${taskId}/wait?timeout_ms=${timeoutMs}`;
+
+  /** A long poll on a raw socket, so the test decides when its client goes away. */
+  function rawWait(server: TestServer, taskId: string): Socket {
+    const { hostname, port } = new URL(server.url);
+    const socket = connect(Number(port), hostname);
+    socket.write(`GET ${waitPath(taskId)} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+    return socket;
+  }
+
+  it('count against MAX_STREAMS with the streams: one more answers 429 with Retry-After', async () => {
+    const server = await harness.serve({ MAX_STREAMS: '2' });
+    const task = await server.create({ type: 'block', input: {} });
+    const stream = await harness.connect(server, task.stream_url);
+    const socket = rawWait(server, task.task_id);
+    try {
+      await until(() => server.hub.longPolls === 1, 'the long poll to be waiting');
+      // One stream and one long poll: both places are taken, for streams and long polls alike.
+      for (const path of [waitPath(task.task_id, 0), task.stream_url]) {
+        const refused = await server.api(path);
+        await expectProblem(refused, 429, 'too_many_streams');
+        expect(refused.headers.get('retry-after'), path).toMatch(/^\d+$/);
+      }
+    } finally {
+      socket.destroy();
+      stream.close();
+    }
+  });
+
+  it('free their place as soon as their client goes away', async () => {
+    const server = await harness.serve({ MAX_STREAMS: '1' });
+    const task = await server.create({ type: 'block', input: {} });
+    const socket = rawWait(server, task.task_id);
+    await until(() => server.hub.longPolls === 1, 'the long poll to be waiting');
+    expect((await server.api(waitPath(task.task_id, 0))).status).toBe(429);
+    socket.destroy();
+    await until(() => server.hub.longPolls === 0, 'the abandoned long poll to be freed');
+    expect(await json(await server.api(waitPath(task.task_id, 0)))).toMatchObject({ status: 'running' });
+    await cancel(server, task.task_id);
+  });
+
+  it('free the place of a client that is already gone when the handler runs', async () => {
+    const server = await harness.serve({ MAX_STREAMS: '1' });
+    const task = await server.create({ type: 'block', input: {} });
+    // The connection is cut as the request arrives, before the route runs: the long poll
+    // must not wait out its 600 s for nobody.
+    const cut = (request: IncomingMessage) => {
+      if (request.url?.includes('/wait')) request.socket.destroy();
+    };
+    server.server.prependListener('request', cut);
+    const socket = rawWait(server, task.task_id);
+    socket.on('error', () => {});
+    await until(() => socket.destroyed, 'the server to cut the connection');
+    server.server.off('request', cut);
+    await until(() => server.hub.longPolls === 0, 'the long poll of the gone client to be freed');
+    expect((await server.api(waitPath(task.task_id, 0))).status).toBe(200);
+    await cancel(server, task.task_id);
   });
 });
 

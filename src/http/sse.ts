@@ -232,11 +232,17 @@ export class SseStream {
   }
 }
 
-/** Every open SSE stream: one heartbeat timer for all of them, and a way to end them all. */
+/**
+ * Every open SSE stream: one heartbeat timer for all of them, and a way to end them all.
+ * Long polls (`GET …/wait`) hold a connection just as long, so they count against the same
+ * limits (MAX_STREAMS, MAX_STREAMS_PER_OWNER) while they wait.
+ */
 export class SseHub {
   readonly options: SseHubOptions;
   readonly #streams = new Set<SseStream>();
   readonly #perOwner = new Map<string, number>();
+  #longPolls = 0;
+  readonly #longPollsPerOwner = new Map<string, number>();
   readonly #heartbeat: NodeJS.Timeout;
   /** Streams with frames written this tick; flushed together once the tick's work is done. */
   #dirty: SseStream[] = [];
@@ -251,10 +257,32 @@ export class SseHub {
   /** Throws `too_many_streams` (429) if `owner` may not open another stream now. */
   assertCapacity(owner: string | undefined): void {
     const { maxStreams, maxStreamsPerOwner } = this.options;
-    if (this.#streams.size >= maxStreams) throw errors.tooManyStreams(maxStreams, 'in all');
-    if (owner !== undefined && (this.#perOwner.get(owner) ?? 0) >= maxStreamsPerOwner) {
+    if (this.#streams.size + this.#longPolls >= maxStreams) throw errors.tooManyStreams(maxStreams, 'in all');
+    if (owner !== undefined && count(this.#perOwner, owner) + count(this.#longPollsPerOwner, owner) >= maxStreamsPerOwner) {
       throw errors.tooManyStreams(maxStreamsPerOwner, 'for this owner');
     }
+  }
+
+  /**
+   * Counts a long poll against the limits (checked first: 429 past them) until the returned
+   * release is called; calling it again does nothing.
+   */
+  holdLongPoll(owner: string | undefined): () => void {
+    this.assertCapacity(owner);
+    this.#longPolls++;
+    if (owner !== undefined) this.#longPollsPerOwner.set(owner, count(this.#longPollsPerOwner, owner) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#longPolls--;
+      if (owner !== undefined) uncount(this.#longPollsPerOwner, owner);
+    };
+  }
+
+  /** Long polls waiting now. */
+  get longPolls(): number {
+    return this.#longPolls;
   }
 
   /** Sends the 200 and the stream headers, and tracks the stream until it closes. */
@@ -302,8 +330,14 @@ export class SseHub {
 
   _remove(stream: SseStream): void {
     if (!this.#streams.delete(stream) || stream.owner === undefined) return;
-    const left = (this.#perOwner.get(stream.owner) ?? 1) - 1;
-    if (left === 0) this.#perOwner.delete(stream.owner);
-    else this.#perOwner.set(stream.owner, left);
+    uncount(this.#perOwner, stream.owner);
   }
+}
+
+const count = (counts: ReadonlyMap<string, number>, owner: string) => counts.get(owner) ?? 0;
+
+function uncount(counts: Map<string, number>, owner: string): void {
+  const left = count(counts, owner) - 1;
+  if (left <= 0) counts.delete(owner);
+  else counts.set(owner, left);
 }

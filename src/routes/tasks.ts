@@ -39,5 +39,5 @@ export function taskRoutes({ service, registry, maxTaskTimeoutMs, bodyLimitBytes
     .route('/', taskRoute({ service, present }))
     .route('/', cancelTaskRoute({ service, present }))
     .route('/', retryTaskRoute({ service, present }))
-    .route('/', waitForTaskRoute({ service, present }));
+    .route('/', waitForTaskRoute({ service, present, hub }));
 }
