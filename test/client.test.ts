@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { EventSource, type FetchLike } from 'eventsource';
+import ts from 'typescript';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { createTaskstreamClient, type Problem, type Task, type TaskStatus } from '../client/index.ts';
 import { watchTask } from '../examples/browser-stream.js';
@@ -128,20 +129,45 @@ describe('the typed client', () => {
     expect(late.error?.code).toBe('task_already_ended');
   });
 
-  it('rejects at compile time what the spec does not allow', () => {
-    const api = createTaskstreamClient('http://127.0.0.1:1');
-    // Never called: these lines only have to fail to type-check.
-    const neverCalled = () => {
-      // @ts-expect-error no such path
-      void api.GET('/api/no-such-route');
-      // @ts-expect-error `steps` is a number
-      void api.POST('/api/tasks', { body: { type: 'sample', input: { steps: 'five' } } });
-      // @ts-expect-error not a task type
-      void api.POST('/api/tasks', { body: { type: 'resize', input: {} } });
-      // @ts-expect-error the path parameter is required
-      void api.GET('/api/tasks/{task_id}', {});
-    };
-    expect(neverCalled).toBeTypeOf('function');
+  it('rejects at compile time what the spec does not allow', { timeout: 60_000 }, () => {
+    // Compiled for real: each misuse must be a type error on its own line, and a correct call
+    // beside them must compile, so a spec or client that lets one through fails here.
+    const misuses = [
+      ['no such path', `void api.GET('/api/no-such-route');`],
+      ['`steps` is a number', `void api.POST('/api/tasks', { body: { type: 'sample', input: { steps: 'five' } } });`],
+      ['not a task type', `void api.POST('/api/tasks', { body: { type: 'resize', input: {} } });`],
+      ['the path parameter is required', `void api.GET('/api/tasks/{task_id}', {});`],
+    ] as const;
+    const header = [
+      `import { createTaskstreamClient } from ${JSON.stringify(join(projectRoot, 'client/index.ts'))};`,
+      `const api = createTaskstreamClient('http://127.0.0.1:1');`,
+      `void api.GET('/api/tasks/{task_id}', { params: { path: { task_id: 'x' } } });`,
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'taskstream-compile-'));
+    try {
+      const file = join(dir, 'misuse.ts');
+      writeFileSync(file, [...header, ...misuses.map(([, line]) => line)].join('\n'));
+      const program = ts.createProgram([file], {
+        target: ts.ScriptTarget.ES2023,
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        strict: true,
+        noEmit: true,
+        allowImportingTsExtensions: true,
+        skipLibCheck: true,
+        types: [],
+      });
+      const errorLines = ts
+        .getPreEmitDiagnostics(program)
+        .filter((diagnostic) => diagnostic.file?.fileName === file && diagnostic.start !== undefined)
+        .map((diagnostic) => diagnostic.file!.getLineAndCharacterOfPosition(diagnostic.start!).line);
+      for (const [index, [what]] of misuses.entries()) {
+        expect(errorLines, `a type error for: ${what}`).toContain(header.length + index);
+      }
+      expect(errorLines.filter((line) => line < header.length), 'the correct calls compile').toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
