@@ -1,9 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Reaper } from '../src/reaper.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
-import { until } from './helpers/timeout.ts';
+import { until, withTimeout } from './helpers/timeout.ts';
 
 /** A response's JSON body, untyped: tests assert its shape. */
 const json = (response: Response): Promise<any> => response.json();
@@ -286,35 +289,35 @@ describe('the reaper in real time', () => {
 
   it('evicts a task RETENTION_MS after it ends, not before', async () => {
     server = await startTestServer({ RETENTION_MS: '300' });
-    const task = await server.create({ type: 'sample', input: { steps: 1, step_ms: 0 } });
-    const stream = await SseClient.connect(`${server.url}${task.stream_url}`);
+    const dir = mkdtempSync(join(tmpdir(), 'taskstream-reaper-'));
     try {
-      expect(stream.response.status).toBe(200);
-      expect((await stream.untilEnd()).at(-1)!.event).toBe('task_completed');
-    } finally {
-      stream.close();
-    }
-
-    let snapshot: any;
-    let goneAt = 0;
-    await until(async () => {
-      const response = await server!.api(`/api/tasks/${task.task_id}`);
-      if (response.status === 200) {
-        snapshot = await json(response);
-        return false;
-      }
-      expect(response.status).toBe(404);
-      goneAt = Date.now();
-      return true;
-    }, 'the task to be evicted');
-
-    expect((await server.api(task.stream_url)).status).toBe(404);
-    expect((await json(await server.api('/api/reaper'))).evicted_total).toBe(1);
-    // If it was still readable once it ended, it carried its expiry, and was gone only after it.
-    if (snapshot) {
+      const task = await server.create({ type: 'gate', input: { dir } });
+      // A long poll answers with the final snapshot the moment the task ends, however soon
+      // the reaper comes after: the expiry is always there to check.
+      const waiting = server.api(`/api/tasks/${task.task_id}/wait?timeout_ms=60000`);
+      await until(() => server!.hub.longPolls === 1, 'the long poll to wait');
+      writeFileSync(join(dir, 'open'), '');
+      const response = await withTimeout(waiting, 'the long poll to answer at the end');
+      expect(response.status).toBe(200);
+      const snapshot = await json(response);
       expect(snapshot.status).toBe('completed');
       expect(Date.parse(snapshot.expires_at) - Date.parse(snapshot.finished_at)).toBe(300);
+
+      let goneAt = 0;
+      await until(async () => {
+        const read = await server!.api(`/api/tasks/${task.task_id}`);
+        if (read.status === 200) return false;
+        expect(read.status).toBe(404);
+        goneAt = Date.now();
+        return true;
+      }, 'the task to be evicted');
+      // Not before its expiry, and by its timer (not some later sweep).
       expect(goneAt).toBeGreaterThanOrEqual(Date.parse(snapshot.expires_at));
+      expect(goneAt - Date.parse(snapshot.expires_at)).toBeLessThan(5000);
+      expect((await server.api(task.stream_url)).status).toBe(404);
+      expect((await json(await server.api('/api/reaper'))).evicted_total).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
