@@ -1437,13 +1437,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many open streams and long polls; see Retry-After */
+            /** @description MAX_STREAMS or MAX_STREAMS_PER_OWNER streams and long polls are open */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"] & ({
+                        /** @enum {string} */
+                        code: "too_many_streams";
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
         };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { errors } from '../../errors.ts';
 import type { AuthEnv } from '../../http/auth.ts';
 import type { SseHub } from '../../http/sse.ts';
-import { problemDoc as problem } from '../../http/problem.ts';
+import { problemDoc as problem, retryLaterDoc as retryLater } from '../../http/problem.ts';
 import type { TaskService } from '../../service.ts';
 import { snapshot, TaskIdParams } from '../responses.ts';
 import type { Present } from '../task-presenter.ts';
@@ -35,7 +35,7 @@ export function waitForTaskRoute({ service, present, hub }: { service: TaskServi
         200: snapshot('The task, ended or as it is when the timeout passed'),
         400: problem('Bad timeout_ms'),
         404: problem('No such task, or it was deleted while waiting'),
-        429: problem('Too many open streams and long polls; see Retry-After'),
+        429: retryLater('MAX_STREAMS or MAX_STREAMS_PER_OWNER streams and long polls are open', ['too_many_streams']),
       },
     }),
     async (c) => {
