@@ -145,6 +145,7 @@ export const RECORDED_REQUESTS: RecordedRequest[] = [
   { name: 'create with MAX_RETAINED_TASKS kept and none ended', profile: 'retainedFull', method: 'POST', path: '/api/tasks', body: SAMPLE, status: 503 },
   { name: 'a stream past MAX_STREAMS', profile: 'streamsFull', method: 'GET', path: '/api/events', status: 429 },
   { name: 'a task stream past MAX_STREAMS', profile: 'streamsFull', method: 'GET', path: '/api/tasks/{completed}/events', status: 429 },
+  { name: 'a long poll past MAX_STREAMS', profile: 'streamsFull', method: 'GET', path: '/api/tasks/{completed}/wait', status: 429 },
   { name: 'create while shutting down', profile: 'draining', method: 'POST', path: '/api/tasks', body: SAMPLE, status: 503 },
   { name: 'retry while shutting down', profile: 'draining', method: 'POST', path: '/api/tasks/{failed}/retry', status: 503 },
   { name: 'a task stream while shutting down', profile: 'draining', method: 'GET', path: '/api/tasks/{failed}/events', status: 503 },
