@@ -70,6 +70,9 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits and _ . : - only')
     .default('taskstream')
     .describe('Prefix of every Redis key, so several services can share one Redis'),
+  WORKER_LOST_AFTER_MS: duration(3000)
+    .default(30_000)
+    .describe('With REDIS_URL: time within which a task whose instance died is noticed by another instance, then retried or failed with `worker_lost`'),
 });
 
 /** A URL ioredis can connect to; empty means "no Redis". */
@@ -129,6 +132,7 @@ export const ConfigSchema = EnvSchema.refine(
     workerMaxHeapMb: env.WORKER_MAX_HEAP_MB,
     redisUrl: env.REDIS_URL === '' ? undefined : env.REDIS_URL,
     redisPrefix: env.REDIS_PREFIX,
+    workerLostAfterMs: env.WORKER_LOST_AFTER_MS,
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -304,7 +304,7 @@ function outcomeOf(run: Run, crash: unknown): ExecutionOutcome {
     };
   }
   if (run.stop?.kind === 'lost') {
-    return { status: 'failed', error: { code: 'worker_crashed', message: 'The task was taken from this instance' } };
+    return { status: 'failed', error: { code: 'worker_lost', message: 'The task was taken from this instance' } };
   }
   const outcome = run.outcome;
   if (crash !== undefined || !outcome || 'notStarted' in outcome) {
