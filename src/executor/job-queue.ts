@@ -10,9 +10,8 @@ export class JobQueue<T> {
     return this.#heap.length;
   }
 
-  /** `order` breaks ties within a priority (lower first); by default, arrival order. */
-  push(item: T, priority: number, order: number = this.#nextOrder++): void {
-    this.#heap.push({ item, priority, order });
+  push(item: T, priority: number): void {
+    this.#heap.push({ item, priority, order: this.#nextOrder++ });
     this.#up(this.#heap.length - 1);
   }
 

@@ -31,30 +31,16 @@ export interface PiscinaExecutorOptions {
 
 interface Job {
   request: ExecutionRequest;
-  /** Submission order, kept when a job handed back goes into the queue again. */
-  order: number;
-  /**
-   * delayed: waiting out a retry's backoff, not yet in the queue. queued: in this class's
-   * queue. handed: given to the runner, waiting for its thread to finish the task before
-   * (still queued, as clients see it). running: started.
-   */
-  state: 'delayed' | 'queued' | 'handed' | 'running';
+  /** Delayed: waiting out a retry's backoff, not yet in the queue. */
+  state: 'delayed' | 'queued' | 'running';
   /** While delayed: the clock's timer that queues it. */
   delayTimer?: unknown;
-  /** When it was last handed to the runner (performance.now()). */
-  handedAt: number;
 }
-
-/** A handed task still waiting for its thread this long after another ended is moved. */
-const MOVE_WAITING_AFTER_MS = 2;
 
 /**
  * Runs tasks on a Piscina pool, with the backlog held in this process. The backlog lives
- * here, not in Piscina: the runner holds at most two tasks per thread (the running one and
- * the next, so a thread never waits for this thread between tasks), and this class keeps
- * the order, priorities and pause, and cancels queued tasks without touching a thread. A
- * handed task that has not started is taken back when intake pauses or when a task of
- * higher priority arrives, so neither ever lets a task start out of turn.
+ * here, not in Piscina: the runner only ever holds as many tasks as it has threads, and this
+ * class can cancel queued tasks without touching a thread.
  */
 export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements Executor {
   readonly #runner: PiscinaRunner;
@@ -63,23 +49,15 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   readonly #jobs = new Map<string, Job>();
   /** Queued jobs by priority; cancelled ones stay until popped or compacted, then skipped. */
   readonly #queue = new JobQueue<Job>();
-  /** Jobs handed to the runner that have not started. */
-  readonly #handed = new Set<Job>();
   #queued = 0;
   #running = 0;
-  #nextOrder = 0;
   #dispatchScheduled = false;
   #paused = false;
   #closed = false;
   /** What the runner reports about the tasks this executor started. */
   readonly #listener: RunListener = {
-    started: (taskId) => this.#started(taskId),
     progress: (taskId, report) => this.emit('progress', taskId, report),
     finished: (taskId, outcome) => this.#finished(taskId, outcome),
-    returned: (taskId) => {
-      const job = this.#jobs.get(taskId);
-      if (job) this.#requeue(job);
-    },
   };
 
   constructor(options: PiscinaExecutorOptions) {
@@ -96,7 +74,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     if (!force && this.#queued - free >= this.#options.maxQueue) {
       return Promise.reject(errors.queueFull(this.#options.maxQueue));
     }
-    const job: Job = { request, order: this.#nextOrder++, state: 'queued', handedAt: 0 };
+    const job: Job = { request, state: 'queued' };
     this.#jobs.set(request.taskId, job);
     if (delayMs > 0) {
       job.state = 'delayed';
@@ -113,10 +91,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   cancel(taskId: string, reason: CancelReason): Promise<boolean> {
     const job = this.#jobs.get(taskId);
     if (!job) return Promise.resolve(false);
-    // A handed task that has not started ends at once, through the runner's `finished`.
-    if (job.state === 'running' || job.state === 'handed') {
-      return Promise.resolve(this.#runner.stop(taskId, { kind: 'cancel', reason }));
-    }
+    if (job.state === 'running') return Promise.resolve(this.#runner.stop(taskId, { kind: 'cancel', reason }));
     this.#jobs.delete(taskId);
     if (job.state === 'delayed') {
       this.#clock.clearTimeout(job.delayTimer);
@@ -150,7 +125,6 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
 
   pause(): Promise<void> {
     this.#paused = true;
-    for (const handed of [...this.#handed]) this.#recall(handed);
     return Promise.resolve();
   }
 
@@ -169,57 +143,15 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
 
   #enqueue(job: Job): void {
     job.state = 'queued';
-    this.#queue.push(job, job.request.priority, job.order);
+    this.#queue.push(job, job.request.priority);
     this.#queued++;
-    // A task handed ahead of this one but of lower priority must not start before it.
-    for (const handed of this.#handed) {
-      if (handed.request.priority < job.request.priority && this.#recall(handed)) break;
-    }
     this.#scheduleDispatch();
-  }
-
-  #started(taskId: string): void {
-    const job = this.#jobs.get(taskId);
-    if (job?.state !== 'handed') return;
-    this.#handed.delete(job);
-    job.state = 'running';
-    this.#queued--;
-    this.#running++;
-    this.emit('started', taskId, job.request.attempt);
   }
 
   #finished(taskId: string, outcome: ExecutionOutcome): void {
-    const job = this.#jobs.get(taskId);
-    if (!job) return;
-    this.#jobs.delete(taskId);
-    // A handed task cancelled before its thread started it ends as a queued one does.
-    if (job.state === 'handed') {
-      this.#handed.delete(job);
-      this.#queued--;
-    } else {
-      this.#running--;
-    }
+    if (!this.#jobs.delete(taskId)) return;
+    this.#running--;
     this.emit('finished', taskId, outcome);
-    // A thread may be idle now while a task waits behind a long one on another thread: take
-    // that task back, so the next dispatch hands it to the idle thread.
-    const stale = performance.now() - MOVE_WAITING_AFTER_MS;
-    for (const handed of this.#handed) {
-      if (handed.handedAt < stale && this.#recall(handed)) break;
-    }
-    this.#scheduleDispatch();
-  }
-
-  /** Takes a handed task back into the queue, in its place, if its thread has not started it. */
-  #recall(job: Job): boolean {
-    if (!this.#runner.recall(job.request.taskId)) return false;
-    this.#requeue(job);
-    return true;
-  }
-
-  #requeue(job: Job): void {
-    this.#handed.delete(job);
-    job.state = 'queued';
-    this.#queue.push(job, job.request.priority, job.order);
     this.#scheduleDispatch();
   }
 
@@ -234,13 +166,14 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   }
 
   #dispatch(): void {
-    while (this.#runner.free > 0 && !this.#paused && !this.#closed) {
+    while (this.#running < this.#options.maxWorkers && !this.#paused && !this.#closed) {
       const job = this.#queue.pop();
       if (!job) return;
-      if (this.#jobs.get(job.request.taskId) !== job || job.state !== 'queued') continue; // cancelled while queued
-      job.state = 'handed';
-      job.handedAt = performance.now();
-      this.#handed.add(job);
+      if (this.#jobs.get(job.request.taskId) !== job) continue; // cancelled while queued
+      this.#queued--;
+      job.state = 'running';
+      this.#running++;
+      this.emit('started', job.request.taskId, job.request.attempt);
       this.#runner.run(job.request, this.#listener);
     }
   }
