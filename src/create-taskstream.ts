@@ -14,7 +14,8 @@ import type { CreateTaskInput, ListTasksInput } from './service.ts';
 import { configFromOptions, type SettingOptions } from './settings.ts';
 import { toSnapshot, type TaskRecord, type TaskSnapshot } from './task-record.ts';
 import { resolveTaskModules, type TaskModuleSource } from './tasks/task-modules.ts';
-import { joinPath, normalizeBasePath } from './http/base-path.ts';
+import { normalizeBasePath } from './http/base-path.ts';
+import { presentSnapshot } from './routes/task-presenter.ts';
 
 /** Any task type declaration: the default when start() is not typed. */
 export type AnyTaskDefinition = TaskDefinition<z.ZodType, z.ZodType, string>;
@@ -110,11 +111,9 @@ export async function createTaskstream<T extends AnyTaskDefinition = AnyTaskDefi
   const { service, registry, app } = core;
   const createSchema = registry.createRequestSchema(config.maxTaskTimeoutMs);
 
-  /** URLs made outside a request carry the known mount path. */
-  const present = (record: TaskRecord): TaskSnapshot => {
-    const snapshot = toSnapshot(record);
-    return { ...snapshot, stream_url: joinPath(fixedBase ?? seenBase, snapshot.stream_url) };
-  };
+  /** URLs made outside a request carry the known mount path; no caller, so no stream token. */
+  const present = (record: TaskRecord): TaskSnapshot =>
+    presentSnapshot(toSnapshot(record), { basePath: fixedBase ?? seenBase }).snapshot;
 
   const start: TaskstreamInstance<T>['start'] = async (type, input, startOptions = {}) => {
     const { idempotencyKey, owner, ...taskOptions } = startOptions;

@@ -115,6 +115,64 @@ describe('mounted under /jobs', () => {
     expect((await fetch(`${url}/app.js`)).status).toBe(404);
   });
 
+  it('every stream_url and Location carries the prefix: the all-tasks stream\'s task_created, bulk create and retry', async () => {
+    tasks = await createTaskstream({ tasks: [USER_TASKS], withExamples: true, maxWorkers: 1, logLevel: 'silent', basePath: '/jobs' });
+    const url = await listen(new Hono().route('/jobs', tasks.app));
+    const all = await SseClient.connect(`${url}/jobs/api/events`);
+    try {
+      const direct = await post(`${url}/jobs/api/tasks`, { type: 'greet', input: { name: 'Ada' } });
+      const [created] = await all.waitFor((events) => events.some((event) => event.event === 'task_created'), 'task_created');
+      expect(created!.json.data.task).toMatchObject({ task_id: direct.json.task_id, stream_url: direct.json.stream_url });
+      expect(created!.json.data.task.stream_url).toBe(`/jobs/api/tasks/${direct.json.task_id}/events`);
+      const followed = await (await SseClient.connect(`${url}${created!.json.data.task.stream_url}`)).untilEnd();
+      expect(followed.at(-1)!.json.event_type).toBe('task_completed');
+
+      const batch = await post(`${url}/jobs/api/tasks/batch`, { items: [{ type: 'double', input: { n: 1 } }] });
+      expect(batch.response.status).toBe(200);
+      const item = batch.json.items[0].task;
+      expect(item.stream_url).toBe(`/jobs/api/tasks/${item.task_id}/events`);
+      const itemEvents = await (await SseClient.connect(`${url}${item.stream_url}`)).untilEnd();
+      expect(itemEvents.at(-1)!.json.event_type).toBe('task_completed');
+
+      const long = await post(`${url}/jobs/api/tasks`, { type: 'sample', input: { steps: 100, step_ms: 1000 } });
+      expect((await post(`${url}/jobs/api/tasks/${long.json.task_id}/cancel`, {})).response.status).toBe(202);
+      expect(await withTimeout(tasks.wait(long.json.task_id), 'the cancelled task to end')).toMatchObject({ status: 'cancelled' });
+      const retried = await post(`${url}/jobs/api/tasks/${long.json.task_id}/retry`, {});
+      expect(retried.response.status).toBe(201);
+      expect(retried.response.headers.get('location')).toBe(`/jobs/api/tasks/${retried.json.task_id}`);
+      expect(retried.json.stream_url).toBe(`/jobs/api/tasks/${retried.json.task_id}/events`);
+      await post(`${url}/jobs/api/tasks/${retried.json.task_id}/cancel`, {});
+    } finally {
+      all.close();
+    }
+  });
+
+  it('with API keys, task_created and a minted stream token name streams under the prefix that open with no header', async () => {
+    const key = 'alice-key-0123456789abcdef';
+    tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent', basePath: '/jobs', apiKeys: `alice:${key}` });
+    const url = await listen(new Hono().route('/jobs', tasks.app));
+    const auth = { authorization: `Bearer ${key}` };
+    const minted = await fetch(`${url}/jobs/api/stream-tokens`, { method: 'POST', headers: auth });
+    const { stream_url: allUrl } = (await minted.json()) as { stream_url: string };
+    expect(allUrl).toMatch(/^\/jobs\/api\/events\?token=/);
+    const all = await SseClient.connect(`${url}${allUrl}`);
+    try {
+      const response = await fetch(`${url}/jobs/api/tasks`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'greet', input: { name: 'Ada' } }),
+      });
+      const task = (await response.json()) as { task_id: string };
+      const [created] = await all.waitFor((events) => events.some((event) => event.event === 'task_created'), 'task_created');
+      const streamUrl: string = created!.json.data.task.stream_url;
+      expect(streamUrl.startsWith(`/jobs/api/tasks/${task.task_id}/events?token=`), streamUrl).toBe(true);
+      const followed = await (await SseClient.connect(`${url}${streamUrl}`)).untilEnd();
+      expect(followed.at(-1)!.json.event_type).toBe('task_completed');
+    } finally {
+      all.close();
+    }
+  });
+
   it('finds its mount path from requests when basePath is not given', async () => {
     tasks = await createTaskstream({ tasks: [USER_TASKS], maxWorkers: 1, logLevel: 'silent' });
     const url = await listen(new Hono().route('/deep/jobs', tasks.app));

@@ -12,6 +12,7 @@ import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
 import { MultiplexedEventSchema, RESYNC_EVENT, RESYNC_FRAME } from '../stream-events.ts';
 import { TaskIdParams } from './responses.ts';
+import { presentSnapshot } from './task-presenter.ts';
 import { validationHook } from './validation.ts';
 
 export interface EventRoutesOptions {
@@ -89,26 +90,30 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
   const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
 
   /**
-   * With authentication on, every snapshot's stream_url carries a stream token, so the one
-   * in task_created does too. Only the task's owner sees the event, so one token per event
-   * serves every stream that carries it; it is minted again once half its life is gone.
+   * task_created carries a snapshot, presented like every other one: its stream_url gets the
+   * mount path and, with authentication on, a stream token. The service's own frame serves
+   * when neither applies. Otherwise a frame is made once per event and mount path: only the
+   * task's owner sees the event, so one token serves every stream that carries it; it is
+   * minted again once half its life is gone.
    */
-  const tokened = new WeakMap<LoggedEvent, { frame: string; renewAt: number }>();
-  const multiplexedFrame = (logged: LoggedEvent): string => {
+  const presented = new WeakMap<LoggedEvent, Map<string, { frame: string; renewAt: number }>>();
+  const multiplexedFrame = (logged: LoggedEvent, basePath: string): string => {
     const { event } = logged;
-    if (!streamTokens || event.event_type !== 'task_created' || logged.owner === null) {
-      return frameOf(logged, 'multiplexed');
-    }
+    if (event.event_type !== 'task_created') return frameOf(logged, 'multiplexed');
+    const tokened = streamTokens !== undefined && logged.owner !== null;
+    if (basePath === '' && !tokened) return frameOf(logged, 'multiplexed');
     const now = Date.now();
-    const cached = tokened.get(logged);
+    let frames = presented.get(logged);
+    const cached = frames?.get(basePath);
     if (cached && cached.renewAt > now) return cached.frame;
-    const { token, expiresAt } = streamTokens.mint(logged.owner, [event.task_id]);
-    const task = { ...event.data.task, stream_url: `${event.data.task.stream_url}?token=${token}` };
-    const frame = `id: ${logged.position}\nevent: ${event.event_type}\ndata: ${JSON.stringify({ ...event, data: { task } })}\n\n`;
-    tokened.set(logged, { frame, renewAt: now + (expiresAt - now) / 2 });
+    const { snapshot, tokenExpiresAt } = presentSnapshot(event.data.task, { basePath, streamTokens, owner: logged.owner });
+    const frame = `id: ${logged.position}\nevent: ${event.event_type}\ndata: ${JSON.stringify({ ...event, data: { ...event.data, task: snapshot } })}\n\n`;
+    if (!frames) presented.set(logged, (frames = new Map()));
+    frames.set(basePath, { frame, renewAt: now + (tokenExpiresAt - now) / 2 });
     return frame;
   };
-  const sendMultiplexed = (stream: SseStream, logged: LoggedEvent) => sendFrame(stream, logged, multiplexedFrame(logged));
+  const sendMultiplexed = (stream: SseStream, logged: LoggedEvent, basePath: string) =>
+    sendFrame(stream, logged, multiplexedFrame(logged, basePath));
   // A stream is written straight to the socket: HEAD would answer it twice.
   app.use('/events', refuseHead);
   app.use('/tasks/:task_id/events', refuseHead);
@@ -226,7 +231,8 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       let lostEarly = false;
       const lost = () => (stream ? stream.end() : (lostEarly = true));
       if (taskIds === undefined) {
-        const send = (logged: LoggedEvent) => sendMultiplexed(stream!, logged);
+        const basePath = c.get('basePath');
+        const send = (logged: LoggedEvent) => sendMultiplexed(stream!, logged, basePath);
         const subscription = await service.subscribeAll(
           afterPosition,
           { deliver: (logged) => (stream ? send(logged) : early.push(logged)), removed: () => {}, lost },

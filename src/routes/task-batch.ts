@@ -2,12 +2,13 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import type { StreamTokens } from '../auth/stream-tokens.ts';
 import { AppError, errors, type FieldError } from '../errors.ts';
-import type { AuthEnv, Caller } from '../http/auth.ts';
+import type { AuthEnv } from '../http/auth.ts';
 import { limitBody } from '../http/body-limit.ts';
 import { fieldErrors, problemDoc as problem } from '../http/problem.ts';
 import type { TaskService } from '../service.ts';
-import { TaskSnapshotSchema, toSnapshot, type TaskRecord } from '../task-record.ts';
+import { TaskSnapshotSchema } from '../task-record.ts';
 import type { TaskRegistry } from '../tasks/registry.ts';
+import { taskPresenter } from './task-presenter.ts';
 import { validationHook } from './validation.ts';
 
 export interface TaskBatchRoutesOptions {
@@ -85,12 +86,7 @@ export function taskBatchRoutes(options: TaskBatchRoutesOptions) {
   app.openAPIRegistry.register('BatchCreateRequest', BatchRequestSchema);
   const Envelope = z.object({ items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS) });
 
-  const present = (caller: Caller, record: TaskRecord) => {
-    const snapshot = toSnapshot(record);
-    if (!streamTokens || caller.owner === undefined) return snapshot;
-    const { token } = streamTokens.mint(caller.owner, [record.task_id]);
-    return { ...snapshot, stream_url: `${snapshot.stream_url}?token=${token}` };
-  };
+  const present = taskPresenter(streamTokens);
 
   app.use('/tasks/batch', async (c, next) => {
     if (c.req.method !== 'POST') return next();
@@ -158,7 +154,7 @@ export function taskBatchRoutes(options: TaskBatchRoutesOptions) {
         try {
           const outcome = await service.create(request, { idempotencyKey, owner: caller.owner });
           if (outcome.created) created++;
-          results.push({ index, status: outcome.created ? 201 : 200, task: present(caller, outcome.record), error: null });
+          results.push({ index, status: outcome.created ? 201 : 200, task: present(caller, outcome.record, c.get('basePath')), error: null });
         } catch (error) {
           if (!(error instanceof AppError)) throw error;
           results.push(failure(index, error));
