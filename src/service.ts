@@ -398,6 +398,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     let graceTimer: unknown;
     const graceOver = new Promise<false>((resolve) => (graceTimer = this.#clock.setTimeout(() => resolve(false), graceMs)));
     try {
+      await this.#executor.stopStarting();
       for (const taskId of (await this.#executor.held()).waiting) await this.#cancel(taskId, 'shutdown');
       if (await Promise.race([this.#whenIdle(), graceOver])) return;
       for (const taskId of (await this.#executor.held()).running) await this.#cancel(taskId, 'shutdown');

@@ -242,7 +242,11 @@ export class BullmqExecutor extends EventEmitter<ExecutorEventMap> implements Ex
     return Promise.resolve({ waiting: [], running: [...this.#held] });
   }
 
-  /** This instance is going away: it takes no more jobs; the ones it runs go on. */
+  /** Whether Redis answers this executor's commands now. */
+  get reachable(): boolean {
+    return this.#commands.status === 'ready';
+  }
+
   async stopStarting(): Promise<void> {
     await this.#worker.pause(true).catch((error: unknown) => this.#logger.warn({ err: error }, 'bullmq worker pause'));
   }

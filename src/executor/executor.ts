@@ -62,7 +62,7 @@ export interface ExecutorEventMap {
  * timeouts (counted from the start) and cancellation (cooperative through the task's
  * signal, then its thread is terminated after the grace period). Knows nothing of the
  * lifecycle: the service decides retries and what an outcome means.
- * Implementations: PiscinaExecutor.
+ * Implementations: PiscinaExecutor (in this process), BullmqExecutor (a queue shared in Redis).
  */
 export interface Executor extends EventEmitter<ExecutorEventMap> {
   /**
@@ -85,6 +85,11 @@ export interface Executor extends EventEmitter<ExecutorEventMap> {
   held(): Promise<{ waiting: string[]; running: string[] }>;
   /** Figures of the whole queue (a round trip for a shared one). */
   stats(): Promise<ExecutorStats>;
+  /**
+   * This process is going away: it starts no more tasks (ones waiting in a shared queue are
+   * left to the other processes); the ones it runs go on.
+   */
+  stopStarting(): Promise<void>;
   /** Stops starting queued tasks, for every process sharing the queue; running ones go on. */
   pause(): Promise<void>;
   resume(): Promise<void>;

@@ -53,6 +53,8 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   #running = 0;
   #dispatchScheduled = false;
   #paused = false;
+  /** This process is going away: nothing more starts (see stopStarting). */
+  #stopped = false;
   #closed = false;
   /** What the runner reports about the tasks this executor started. */
   readonly #listener: RunListener = {
@@ -123,6 +125,11 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     });
   }
 
+  stopStarting(): Promise<void> {
+    this.#stopped = true;
+    return Promise.resolve();
+  }
+
   pause(): Promise<void> {
     this.#paused = true;
     return Promise.resolve();
@@ -166,7 +173,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   }
 
   #dispatch(): void {
-    while (this.#running < this.#options.maxWorkers && !this.#paused && !this.#closed) {
+    while (this.#running < this.#options.maxWorkers && !this.#paused && !this.#stopped && !this.#closed) {
       const job = this.#queue.pop();
       if (!job) return;
       if (this.#jobs.get(job.request.taskId) !== job) continue; // cancelled while queued
