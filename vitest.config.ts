@@ -8,6 +8,11 @@ const BOTH_MODES = [
   'test/api.test.ts',
   'test/stream.test.ts',
   'test/multiplexed.test.ts',
+  'test/features.test.ts',
+  'test/features-queue.test.ts',
+  'test/features-retry.test.ts',
+  'test/execution.test.ts',
+  'test/operations.test.ts',
 ];
 
 export default defineConfig({

@@ -128,6 +128,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    */
   readonly #applying = new Map<string, Promise<void>>();
   /**
+   * Progress reported but not yet applied, by task. A task reporting faster than the store
+   * and broker keep up has its backlog applied in one step: one store write for the latest
+   * value, and every event published at once (pipelined, in order, on a network broker).
+   */
+  readonly #progressBacklog = new Map<string, ProgressReport[]>();
+  /**
    * Cancels accepted while an attempt runs, by task. A cancel answered 202 wins whatever
    * else was already stopping the attempt (its timeout, a shutdown) or had just ended it:
    * the attempt's outcome, when it is applied, is replaced by `cancelled`, and the task is
@@ -160,7 +166,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     });
     this.#waiters = new EndWaiters({ broker: this.#broker, store: this.#store });
     this.#executor.on('started', (taskId, attempt) => this.#apply(taskId, () => this.#onStarted(taskId, attempt)));
-    this.#executor.on('progress', (taskId, progress) => this.#apply(taskId, () => this.#onProgress(taskId, progress)));
+    this.#executor.on('progress', (taskId, progress) => this.#onProgressReported(taskId, progress));
     this.#executor.on('finished', (taskId, outcome) => this.#apply(taskId, () => this.#onFinished(taskId, outcome)));
   }
 
@@ -479,10 +485,29 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.emit('transition', record);
   }
 
-  async #onProgress(taskId: string, report: ProgressReport): Promise<void> {
-    const progress: Progress = { ...report, eta_ms: this.#eta.estimate(taskId, report.value, this.#clock.now()) };
-    const updated = await this.#store.transition(taskId, RUNNING, { progress });
-    if (updated.applied) await this.#publish(updated.record, 'progress_update', progress);
+  #onProgressReported(taskId: string, report: ProgressReport): void {
+    const backlog = this.#progressBacklog.get(taskId);
+    if (backlog) {
+      backlog.push(report);
+      return;
+    }
+    this.#progressBacklog.set(taskId, [report]);
+    this.#apply(taskId, () => this.#applyProgress(taskId));
+  }
+
+  async #applyProgress(taskId: string): Promise<void> {
+    const reports = this.#progressBacklog.get(taskId) ?? [];
+    this.#progressBacklog.delete(taskId);
+    const progresses: Progress[] = reports.map((report) => ({
+      ...report,
+      eta_ms: this.#eta.estimate(taskId, report.value, this.#clock.now()),
+    }));
+    const latest = progresses.at(-1);
+    if (!latest) return;
+    const updated = await this.#store.transition(taskId, RUNNING, { progress: latest });
+    if (!updated.applied) return;
+    const { record } = updated;
+    await Promise.all(progresses.map((progress) => this.#publish(record, 'progress_update', progress)));
   }
 
   async #onFinished(taskId: string, reported: ExecutionOutcome): Promise<void> {

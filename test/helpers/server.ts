@@ -21,6 +21,8 @@ export const fixtureModules: URL[] = [
 ].map((name) => new URL(`../fixtures/${name}.ts`, import.meta.url));
 
 export interface TestServer extends Taskstream {
+  /** Where it keeps its tasks and events. */
+  readonly mode: ServiceMode;
   /** fetch against the server: `api('/api/tasks', init)`. */
   api(path: string, init?: RequestInit): Promise<Response>;
   /** POST /api/tasks with a JSON body; returns the parsed snapshot (asserting 201). */
@@ -92,5 +94,5 @@ export async function startTestServer(env: Record<string, string> = {}, options:
         redis.disconnect();
       })());
   }
-  return Object.assign(taskstream, { api, create });
+  return Object.assign(taskstream, { api, create, mode });
 }
