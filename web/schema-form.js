@@ -1,6 +1,7 @@
 // The schema-to-form builder's pure half: from a property's JSON Schema (as /api/task-types
-// gives it) to which control edits it, its label and its hints. No DOM, so it is tested
-// without a browser; app.js builds the elements.
+// gives it) to which control edits it, its label and its hints, and where the API's field
+// errors go. No DOM, so it is tested without a browser; form-controls.js and start-form.js
+// build the elements.
 
 const formatNumber = (value) => (Number.isFinite(value) ? value.toLocaleString('en-US') : String(value));
 
@@ -55,4 +56,29 @@ export function controlKind(rawSchema, example) {
   }
   if (schema.type === 'array' && ['string', 'number', 'integer'].includes(schema.items?.type)) return 'list';
   return 'json';
+}
+
+/** `/input/steps/0` → `steps`: the input property a problem's pointer names, if any. */
+export function fieldOfPointer(pointer) {
+  const match = /^\/input\/([^/]+)/.exec(pointer ?? '');
+  return match ? match[1].replaceAll('~1', '/').replaceAll('~0', '~') : null;
+}
+
+/**
+ * Where each of a problem's `errors` shows, in their order: next to the task type (`type`),
+ * under the JSON editor when it is in use (`json`, with the pointer in the message), next to
+ * a field the form has (`field`, per `hasField(name)`); the rest are `unplaced` messages.
+ */
+export function placeErrors(errors, { jsonMode, hasField }) {
+  const placed = [];
+  const unplaced = [];
+  for (const { pointer, detail } of errors) {
+    const field = fieldOfPointer(pointer);
+    if (pointer === '/type') placed.push({ at: 'type', message: detail });
+    else if (jsonMode && pointer?.startsWith('/input')) {
+      placed.push({ at: 'json', message: `${pointer.slice('/input/'.length) || 'input'}: ${detail}` });
+    } else if (field && hasField(field)) placed.push({ at: 'field', field, message: detail });
+    else unplaced.push(`${pointer || 'request'}: ${detail}`);
+  }
+  return { placed, unplaced };
 }
