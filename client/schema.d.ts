@@ -1151,7 +1151,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created. */
+            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept, or the task does not fit in MAX_RETAINED_BYTES, and none of those kept has ended; `shutting_down`: the service is stopping. Nothing was created. */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
@@ -1377,7 +1377,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created. */
+            /** @description `queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept, or the task does not fit in MAX_RETAINED_BYTES, and none of those kept has ended; `shutting_down`: the service is stopping. Nothing was created. */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];

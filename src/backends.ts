@@ -5,6 +5,7 @@ import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Executor } from './executor/executor.ts';
 import { PiscinaExecutor } from './executor/piscina-executor.ts';
+import { globalHistoryBytes } from './retained-bytes.ts';
 import type { TaskStore } from './store/task-store.ts';
 import { MemoryTaskStore } from './store/memory-task-store.ts';
 
@@ -45,7 +46,11 @@ export async function createBackends(config: Config, options: BackendOptions): P
   }
   return {
     store: new MemoryTaskStore(),
-    broker: new MemoryBroker({ progressHistory: config.progressHistory, globalHistory: config.eventHistory }),
+    broker: new MemoryBroker({
+      progressHistory: config.progressHistory,
+      globalHistory: config.eventHistory,
+      globalHistoryBytes: globalHistoryBytes(config.maxRetainedBytes),
+    }),
     executor: createPiscinaExecutor(config, options),
     reachable: () => true,
   };

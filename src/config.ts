@@ -51,6 +51,9 @@ export const EnvSchema = z.object({
     .default(1000)
     .describe('Open SSE streams and long polls per API key owner (with API_KEYS); past it 429'),
   MAX_RETAINED_TASKS: integer(1).default(100_000).describe('Tasks kept in all; past it the oldest ended tasks are evicted early, and create answers 503 if none has ended'),
+  MAX_RETAINED_BYTES: integer(1)
+    .default(268_435_456)
+    .describe('Bytes of inputs, results, errors and replayed events kept in all (JSON); past it the oldest ended tasks are evicted early, and create answers 503 if the new task does not fit and none has ended'),
   HEADERS_TIMEOUT_MS: duration(1).default(10_000).describe('Time a client gets to send its request headers'),
   REQUEST_TIMEOUT_MS: duration(1).default(30_000).describe('Time a client gets to send a whole request; open streams are not cut'),
   TASK_MODULES: z
@@ -101,6 +104,10 @@ export const ConfigSchema = EnvSchema.refine(
     path: ['HEADERS_TIMEOUT_MS'],
     message: 'must not exceed REQUEST_TIMEOUT_MS',
   })
+  .refine((env) => env.MAX_RETAINED_BYTES >= 4 * env.BODY_LIMIT_BYTES, {
+    path: ['MAX_RETAINED_BYTES'],
+    message: 'must be at least 4 × BODY_LIMIT_BYTES, so that the largest task fits beside the all-tasks log',
+  })
   .transform((env) => ({
     port: env.PORT,
     host: env.HOST,
@@ -126,6 +133,7 @@ export const ConfigSchema = EnvSchema.refine(
     maxStreams: env.MAX_STREAMS,
     maxStreamsPerOwner: env.MAX_STREAMS_PER_OWNER,
     maxRetainedTasks: env.MAX_RETAINED_TASKS,
+    maxRetainedBytes: env.MAX_RETAINED_BYTES,
     headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     taskModules: list(env.TASK_MODULES),

@@ -86,8 +86,9 @@ export const errors = {
     new AppError('too_many_streams', `${limit} streams and long polls are already open ${scope}; close one or try again later`, {
       retryAfterSeconds: 5,
     }),
-  tooManyTasks: (limit: number) =>
-    new AppError('too_many_tasks', `${limit} tasks are kept and none has ended; try again later`, {
+  /** `why`: which bound (MAX_RETAINED_TASKS or MAX_RETAINED_BYTES) leaves no room, in a clause. */
+  tooManyTasks: (why: string) =>
+    new AppError('too_many_tasks', `${why}; try again later`, {
       retryAfterSeconds: 5,
     }),
   idempotencyKeyReused: (taskId: string) =>

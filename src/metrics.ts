@@ -90,6 +90,14 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
       this.set((await service.stats()).tasks);
     },
   });
+  new Gauge({
+    name: 'taskstream_retained_bytes',
+    help: 'Bytes held for tasks, bounded by MAX_RETAINED_BYTES: inputs, results and errors, and the replay logs (JSON)',
+    registers: [registry],
+    async collect() {
+      this.set(await service.retainedBytes());
+    },
+  });
 
   const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
   service.on('transition', (record) => {

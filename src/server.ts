@@ -87,6 +87,7 @@ export async function buildTaskstream(config: Config, options: TaskstreamOptions
     taskTimeoutMs: config.taskTimeoutMs,
     retentionMs: config.retentionMs,
     maxRetainedTasks: config.maxRetainedTasks,
+    maxRetainedBytes: config.maxRetainedBytes,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const hub = new SseHub({

@@ -1,7 +1,15 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import type { Broker, GlobalSubscription, LoggedEvent, Subscriber, Subscription, TaskSubscription } from './broker/broker.ts';
+import type {
+  Broker,
+  GlobalSubscription,
+  LoggedEvent,
+  NewTaskCreatedEvent,
+  Subscriber,
+  Subscription,
+  TaskSubscription,
+} from './broker/broker.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { EndWaiters } from './end-waiters.ts';
 import { AppError, errors } from './errors.ts';
@@ -20,6 +28,7 @@ import {
 import type { ExecutionOutcome, ExecutionRequest, Executor, ExecutorStats, ProgressReport } from './executor/executor.ts';
 import { fingerprint } from './idempotency.ts';
 import { Reaper } from './reaper.ts';
+import { jsonBytes, recordBytes } from './retained-bytes.ts';
 import { retryDelayMs } from './retry.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
 import { toSnapshot } from './task-record.ts';
@@ -33,6 +42,11 @@ export interface TaskServiceOptions {
   retentionMs: number;
   /** Tasks kept at most; past it the oldest ended ones are evicted early. */
   maxRetainedTasks?: number;
+  /**
+   * Bytes kept at most, as the store and the broker count them (retainedBytes()); past it
+   * the oldest ended tasks are evicted early.
+   */
+  maxRetainedBytes?: number;
   /**
    * How often the reaper also sweeps the store for expired tasks, besides evicting each
    * task that ended here on time: set when other processes share the store. 0: never.
@@ -117,6 +131,15 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   readonly #taskTimeoutMs: number;
   readonly #retentionMs: number;
   readonly #maxRetainedTasks: number;
+  readonly #maxRetainedBytes: number;
+  /**
+   * Bytes promised to creates under way: counted by the check of MAX_RETAINED_BYTES until
+   * their task is stored and its task_created logged, so two creates cannot both take the
+   * last room. Changed only inside #roomCheck.
+   */
+  #reservedBytes = 0;
+  /** The room checks run one at a time: each sees what the previous one reserved or evicted. */
+  #roomCheck: Promise<unknown> = Promise.resolve();
   /** Set by drain(): no new tasks or streams; existing ones run to their end. */
   #draining = false;
   #closing = false;
@@ -152,6 +175,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#taskTimeoutMs = options.taskTimeoutMs;
     this.#retentionMs = options.retentionMs;
     this.#maxRetainedTasks = options.maxRetainedTasks ?? Number.MAX_SAFE_INTEGER;
+    this.#maxRetainedBytes = options.maxRetainedBytes ?? Number.MAX_SAFE_INTEGER;
     this.#reaper = new Reaper({
       // The reaper runs on timers: nobody is there to answer an error but the log.
       evict: (taskId) =>
@@ -185,7 +209,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   ): Promise<{ record: TaskRecord; created: boolean }> {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
     if ((await this.#store.size()) >= this.#maxRetainedTasks && !(await this.#reaper.evictOldest())) {
-      throw errors.tooManyTasks(this.#maxRetainedTasks);
+      throw errors.tooManyTasks(`${this.#maxRetainedTasks} tasks are kept and none has ended`);
     }
     const record: TaskRecord = {
       task_id: uuidv7(),
@@ -208,6 +232,31 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       retry_of: retryOf,
       owner: owner ?? null,
     };
+    const created = {
+      event_type: 'task_created',
+      task_id: record.task_id,
+      timestamp: record.created_at,
+      data: { task: toSnapshot(record) },
+    } as const;
+    // What the task takes as soon as it exists: its record, and its task_created in the
+    // service-wide log (seq 0, as the broker numbers it).
+    const need = recordBytes(record) + jsonBytes({ ...created, seq: 0 });
+    if (!(await this.#reserveRoom(need))) {
+      throw errors.tooManyTasks(`the task does not fit in ${this.#maxRetainedBytes} bytes beside the tasks kept, and none of them has ended`);
+    }
+    try {
+      return await this.#createReserved(record, created, request, idempotencyKey);
+    } finally {
+      this.#releaseRoom(need);
+    }
+  }
+
+  async #createReserved(
+    record: TaskRecord,
+    created: NewTaskCreatedEvent,
+    request: CreateTaskInput,
+    idempotencyKey: string | undefined,
+  ): Promise<{ record: TaskRecord; created: boolean }> {
     const claim = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint(request) };
     const outcome = await this.#store.create(record, claim);
     if (outcome.kind === 'existing') return { record: outcome.record, created: false };
@@ -221,10 +270,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       await this.#store.delete(record.task_id);
       throw error;
     }
-    await this.#broker.publish(
-      { event_type: 'task_created', task_id: record.task_id, timestamp: record.created_at, data: { task: toSnapshot(record) } },
-      record.owner,
-    );
+    await this.#broker.publish(created, record.owner);
     this.emit('transition', record);
     return { record, created: true };
   }
@@ -373,6 +419,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       ...(subscriber.lost ? { lost: () => subscriber.lost!() } : {}),
     });
     return { ...subscription, history: subscription.history.filter(own) };
+  }
+
+  /** Bytes held for tasks (records and event logs, see MAX_RETAINED_BYTES): of every process sharing the backends. */
+  async retainedBytes(): Promise<number> {
+    const [records, events] = await Promise.all([this.#store.retainedBytes(), this.#broker.retainedBytes()]);
+    return records + events;
   }
 
   /** Tasks per status: of one owner, or of everyone. */
@@ -535,6 +587,9 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     else await this.#publish(record, 'task_cancelled', { reason: outcome.reason });
     this.#reaper.schedule(taskId, expiresAt);
     this.emit('transition', record);
+    // The result may have taken the total past MAX_RETAINED_BYTES: make room now, this task
+    // included if it is the oldest ended one left (its streams have had its end).
+    await this.#checkRoom(() => this.#makeRoom(0));
   }
 
   /**
@@ -580,6 +635,45 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
           resolve(true);
         });
       this.#endListeners.add(check);
+    });
+  }
+
+  /** Runs `check` after the room checks before it: one at a time. */
+  #checkRoom<T>(check: () => Promise<T>): Promise<T> {
+    const run = this.#roomCheck.then(check, check);
+    this.#roomCheck = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Evicts the oldest ended tasks until `need` more bytes fit within MAX_RETAINED_BYTES,
+   * beside what other creates have reserved; false if they cannot (none is left to evict:
+   * queued and running tasks are never evicted).
+   */
+  async #makeRoom(need: number): Promise<boolean> {
+    while ((await this.retainedBytes()) + this.#reservedBytes + need > this.#maxRetainedBytes) {
+      if (!(await this.#reaper.evictOldest())) return false;
+    }
+    return true;
+  }
+
+  /** Makes room for a new task and reserves it until #releaseRoom(); false if it cannot. */
+  #reserveRoom(need: number): Promise<boolean> {
+    return this.#checkRoom(async () => {
+      if (!(await this.#makeRoom(need))) return false;
+      this.#reservedBytes += need;
+      return true;
+    });
+  }
+
+  /**
+   * Ends a reservation once the task's bytes are in the backends' totals (or it was never
+   * stored). Queued behind the checks under way, so none of them sees those bytes in neither.
+   */
+  #releaseRoom(need: number): void {
+    void this.#checkRoom(() => {
+      this.#reservedBytes -= need;
+      return Promise.resolve();
     });
   }
 

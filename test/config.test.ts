@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       retentionMs: 600_000,
       heartbeatMs: 15_000,
       bodyLimitBytes: 1_048_576,
+      maxRetainedBytes: 268_435_456,
     });
   });
 
@@ -103,6 +104,16 @@ describe('loadConfig', () => {
       expect(error.message, JSON.stringify(env)).toContain('MAX_TASK_TIMEOUT_MS');
     }
     expect(loadConfig({ TASK_TIMEOUT_MS: '1000', MAX_TASK_TIMEOUT_MS: '1000' }).taskTimeoutMs).toBe(1000);
+  });
+
+  it('refuses a MAX_RETAINED_BYTES below 4 × BODY_LIMIT_BYTES, naming both', () => {
+    const envs: Record<string, string>[] = [{ MAX_RETAINED_BYTES: '1000000' }, { MAX_RETAINED_BYTES: '4000', BODY_LIMIT_BYTES: '1001' }];
+    for (const env of envs) {
+      const error = configError(env);
+      expect(error.message, JSON.stringify(env)).toContain(`MAX_RETAINED_BYTES=${JSON.stringify(env.MAX_RETAINED_BYTES)}`);
+      expect(error.message, JSON.stringify(env)).toContain('BODY_LIMIT_BYTES');
+    }
+    expect(loadConfig({ MAX_RETAINED_BYTES: '4096', BODY_LIMIT_BYTES: '1024' }).maxRetainedBytes).toBe(4096);
   });
 
   it('names every bad variable at once', () => {

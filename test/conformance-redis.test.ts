@@ -25,13 +25,22 @@ storeConformance('RedisTaskStore', async () => {
 
 brokerConformance(
   'RedisBroker',
-  async ({ progressHistory, globalHistory }) => {
+  async ({ progressHistory, globalHistory, globalHistoryBytes }) => {
     const prefix = testPrefix('broker');
     const logger = pino({ level: 'silent' });
     // Two instances' worth: each broker with its own connections, on one prefix.
     const connections = [await openRedis(), await openRedis()];
     const [broker, peer] = connections.map(
-      (redis) => new RedisBroker({ redis, prefix, progressHistory, globalHistory, orphanTtlMs: 60_000, logger }),
+      (redis) =>
+        new RedisBroker({
+          redis,
+          prefix,
+          progressHistory,
+          globalHistory,
+          ...(globalHistoryBytes === undefined ? {} : { globalHistoryBytes }),
+          orphanTtlMs: 60_000,
+          logger,
+        }),
     ) as [RedisBroker, RedisBroker];
     await Promise.all([broker.start(), peer.start()]);
     let cleaned = false;

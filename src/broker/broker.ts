@@ -74,7 +74,8 @@ export type NewTaskCreatedEvent = Omit<TaskCreatedEvent, 'seq'>;
  * events out to subscribers, on every process that shares the broker.
  *
  * Per task, the log keeps every lifecycle event and the newest progress events (older
- * progress is thinned); service-wide, the newest events of all tasks. Implementations:
+ * progress is thinned); service-wide, the newest events of all tasks, within a count
+ * (`globalHistory`) and a size in bytes (`globalHistoryBytes`): the oldest go first. Implementations:
  * MemoryBroker. Network implementations reject with AppError `backend_unavailable` when
  * the backend cannot be reached.
  */
@@ -103,6 +104,12 @@ export interface Broker {
    * and calls removed() on the task's own subscribers, on every process.
    */
   drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): Promise<void>;
+  /**
+   * Bytes of the events logged (each event's JSON, counted once per log that holds it: the
+   * task's and the service-wide one), kept as a running total by publish, thinning,
+   * trimming and drop. With a shared backend, the total of every process's events.
+   */
+  retainedBytes(): Promise<number>;
   /** Open subscriptions on this process, over all tasks. */
   readonly subscriberCount: number;
   /** Ends deliveries and releases connections. Idempotent. */

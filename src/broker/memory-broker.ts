@@ -16,6 +16,8 @@ interface TaskLog {
   /** Sorted by seq and by position. Lifecycle events are never removed; progress is thinned. */
   events: LoggedEvent[];
   progressCount: number;
+  /** Bytes of the JSON of `events`. */
+  bytes: number;
   subscribers: Set<Subscriber>;
   /** The terminal event, once logged: always the last. */
   terminal: LoggedEvent | undefined;
@@ -26,6 +28,8 @@ export interface MemoryBrokerOptions {
   progressHistory: number;
   /** Events of all tasks kept for resuming the multiplexed stream (between 1× and 2×). */
   globalHistory: number;
+  /** Bytes of JSON the service-wide log holds at most; its oldest events go first. Unbounded by default. */
+  globalHistoryBytes?: number;
   /** The first position; by default the boot time in microseconds, so ids grow across restarts. */
   firstPosition?: number;
 }
@@ -40,14 +44,27 @@ export class MemoryBroker implements Broker {
   readonly #allSubscribers = new Set<Subscriber>();
   readonly #progressHistory: number;
   readonly #globalHistory: number;
-  /** Sorted by position. Trimmed to the newest `globalHistory` in batches. */
+  readonly #globalHistoryBytes: number;
+  /**
+   * Sorted by position. Trimmed to the newest `globalHistory` in batches, and to at most
+   * `globalHistoryBytes` at every append.
+   */
   #global: LoggedEvent[] = [];
+  /** Bytes of the JSON of `#global`, and of every task log's events: running totals. */
+  #globalBytes = 0;
+  #taskBytes = 0;
   #lastPosition: number;
   #subscriberCount = 0;
 
-  constructor({ progressHistory, globalHistory, firstPosition = Date.now() * 1000 }: MemoryBrokerOptions) {
+  constructor({
+    progressHistory,
+    globalHistory,
+    globalHistoryBytes = Number.MAX_SAFE_INTEGER,
+    firstPosition = Date.now() * 1000,
+  }: MemoryBrokerOptions) {
     this.#progressHistory = progressHistory;
     this.#globalHistory = globalHistory;
+    this.#globalHistoryBytes = globalHistoryBytes;
     this.#lastPosition = firstPosition - 1;
   }
 
@@ -61,6 +78,9 @@ export class MemoryBroker implements Broker {
     const { event_type, task_id, timestamp, data } = event;
     const logged = this.#log0({ event_type, task_id, seq: ++log.lastSeq, timestamp, data } as StreamEvent, owner);
     log.events.push(logged);
+    const bytes = Buffer.byteLength(logged.json);
+    log.bytes += bytes;
+    this.#taskBytes += bytes;
     if (event_type === 'progress_update') {
       if (++log.progressCount > 2 * this.#progressHistory) this.#thin(log);
     } else if (isTerminalEvent(logged.event)) {
@@ -109,6 +129,7 @@ export class MemoryBroker implements Broker {
   drop(taskId: string, reason: 'deleted' | 'evicted', owner: string | null): Promise<void> {
     const log = this.#logs.get(taskId);
     this.#logs.delete(taskId);
+    if (log) this.#taskBytes -= log.bytes;
     const removed = this.#log0(
       { event_type: 'task_removed', task_id: taskId, seq: 0, timestamp: new Date().toISOString(), data: { reason } },
       owner,
@@ -116,6 +137,10 @@ export class MemoryBroker implements Broker {
     for (const subscriber of this.#allSubscribers) subscriber.deliver(removed);
     if (log) for (const subscriber of [...log.subscribers]) subscriber.removed(removed);
     return Promise.resolve();
+  }
+
+  retainedBytes(): Promise<number> {
+    return Promise.resolve(this.#taskBytes + this.#globalBytes);
   }
 
   get subscriberCount(): number {
@@ -126,6 +151,8 @@ export class MemoryBroker implements Broker {
     this.#logs.clear();
     this.#allSubscribers.clear();
     this.#global = [];
+    this.#globalBytes = 0;
+    this.#taskBytes = 0;
     return Promise.resolve();
   }
 
@@ -133,10 +160,26 @@ export class MemoryBroker implements Broker {
   #log0(event: StreamEvent, owner: string | null): LoggedEvent {
     const logged: LoggedEvent = { event, json: JSON.stringify(event), position: ++this.#lastPosition, owner };
     this.#global.push(logged);
-    if (this.#global.length > 2 * this.#globalHistory) {
-      this.#global = this.#global.slice(-this.#globalHistory);
-    }
+    this.#globalBytes += Buffer.byteLength(logged.json);
+    if (this.#global.length > 2 * this.#globalHistory || this.#globalBytes > this.#globalHistoryBytes) this.#trimGlobal();
     return logged;
+  }
+
+  /**
+   * Drops the oldest service-wide events: down to `globalHistory` once there are twice as
+   * many, and down to `globalHistoryBytes` (but the newest event stays, however large, as
+   * in a Redis stream, whose newest entry numbers the next). A resume point among them then
+   * gets `complete: false`.
+   */
+  #trimGlobal(): void {
+    let cut = Math.max(0, this.#global.length - (this.#global.length > 2 * this.#globalHistory ? this.#globalHistory : Infinity));
+    let dropped = 0;
+    for (let i = 0; i < cut; i++) dropped += Buffer.byteLength(this.#global[i]!.json);
+    while (cut < this.#global.length - 1 && this.#globalBytes - dropped > this.#globalHistoryBytes) {
+      dropped += Buffer.byteLength(this.#global[cut++]!.json);
+    }
+    this.#global = this.#global.slice(cut);
+    this.#globalBytes -= dropped;
   }
 
   #track(history: LoggedEvent[], newest: number, remove: () => unknown): Subscription {
@@ -157,7 +200,7 @@ export class MemoryBroker implements Broker {
   #taskLog(taskId: string): TaskLog {
     let log = this.#logs.get(taskId);
     if (!log) {
-      log = { lastSeq: 0, events: [], progressCount: 0, subscribers: new Set(), terminal: undefined };
+      log = { lastSeq: 0, events: [], progressCount: 0, bytes: 0, subscribers: new Set(), terminal: undefined };
       this.#logs.set(taskId, log);
     }
     return log;
@@ -169,6 +212,9 @@ export class MemoryBroker implements Broker {
     log.events = log.events.filter((logged) => {
       if (logged.event.event_type !== 'progress_update' || dropProgress === 0) return true;
       dropProgress--;
+      const bytes = Buffer.byteLength(logged.json);
+      log.bytes -= bytes;
+      this.#taskBytes -= bytes;
       return false;
     });
     log.progressCount = this.#progressHistory;

@@ -24,8 +24,10 @@ export interface RedisBrokerOptions {
   prefix: string;
   /** Progress events per task kept for replay (between 1× and 2× this many). */
   progressHistory: number;
-  /** Events of all tasks kept for resuming the multiplexed stream (at least this many). */
+  /** Events of all tasks kept for resuming the multiplexed stream (between 1× and 2×, at most 100 more). */
   globalHistory: number;
+  /** Bytes of JSON the service-wide stream holds at most (its newest entry always); unbounded by default. */
+  globalHistoryBytes?: number;
   /**
    * How long a task's log may outlive its terminal event if no instance ever drops it (all
    * of them gone for good): a safety net, longer than the retention of ended tasks.
@@ -94,6 +96,7 @@ export class RedisBroker implements Broker {
   readonly #logger: Logger;
   readonly #progressHistory: string;
   readonly #globalHistory: string;
+  readonly #globalHistoryBytes: string;
   readonly #orphanTtlMs: string;
   readonly #byTask = new Map<string, Set<Local>>();
   readonly #all = new Set<Local>();
@@ -107,7 +110,16 @@ export class RedisBroker implements Broker {
 
   readonly #ownConnection: boolean;
 
-  constructor({ redis, prefix, progressHistory, globalHistory, orphanTtlMs, logger, ownConnection = false }: RedisBrokerOptions) {
+  constructor({
+    redis,
+    prefix,
+    progressHistory,
+    globalHistory,
+    globalHistoryBytes = Number.MAX_SAFE_INTEGER,
+    orphanTtlMs,
+    logger,
+    ownConnection = false,
+  }: RedisBrokerOptions) {
     this.#ownConnection = ownConnection;
     if (!('taskstreamPublish' in redis)) {
       redis.defineCommand('taskstreamPublish', { numberOfKeys: 0, lua: PUBLISH });
@@ -121,6 +133,7 @@ export class RedisBroker implements Broker {
     this.#logger = logger;
     this.#progressHistory = String(progressHistory);
     this.#globalHistory = String(globalHistory);
+    this.#globalHistoryBytes = String(globalHistoryBytes);
     this.#orphanTtlMs = String(orphanTtlMs);
   }
 
@@ -155,10 +168,17 @@ export class RedisBroker implements Broker {
         this.#progressHistory,
         this.#globalHistory,
         isTerminalEvent(event) ? this.#orphanTtlMs : '',
+        this.#globalHistoryBytes,
       ),
     );
     numbered.seq = seq as never;
     return { event: numbered, json: head + seq + tail, position: Number(position), owner };
+  }
+
+  /** The totals the publish script keeps in `{prefix}:bytes`, over every instance's events. */
+  async retainedBytes(): Promise<number> {
+    const [task, all] = await call(this.#redis.hmget(`${this.#keys.prefix}:bytes`, 'task_events', 'all_events'));
+    return Number(task ?? 0) + Number(all ?? 0);
   }
 
   /** One task's history after `after`, then its live events, with no gap or duplicate. */
@@ -269,6 +289,7 @@ export class RedisBroker implements Broker {
         this.#progressHistory,
         this.#globalHistory,
         '',
+        this.#globalHistoryBytes,
       ),
     );
   }

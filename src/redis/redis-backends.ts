@@ -2,6 +2,7 @@ import type { Backends, BackendOptions } from '../backends.ts';
 import { RedisBroker } from '../broker/redis-broker.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { BullmqExecutor } from '../executor/bullmq-executor.ts';
+import { globalHistoryBytes } from '../retained-bytes.ts';
 import { RedisTaskStore } from '../store/redis-task-store.ts';
 import { connectRedis, createRedisConnection } from './connection.ts';
 
@@ -38,6 +39,7 @@ export async function createRedisBackends(url: string, config: Config, options: 
     prefix,
     progressHistory: config.progressHistory,
     globalHistory: config.eventHistory,
+    globalHistoryBytes: globalHistoryBytes(config.maxRetainedBytes),
     orphanTtlMs: config.retentionMs + ORPHAN_GRACE_MS,
     logger,
     ownConnection: true,

@@ -24,6 +24,6 @@ export const locatedSnapshot = (description: string) => ({
 
 /** Why a create (or a retry, which creates) is refused for now: each with Retry-After. */
 export const createUnavailable = retryLaterDoc(
-  '`queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept and none has ended; `shutting_down`: the service is stopping. Nothing was created.',
+  '`queue_full`: MAX_QUEUE tasks are already waiting; `too_many_tasks`: MAX_RETAINED_TASKS tasks are kept, or the task does not fit in MAX_RETAINED_BYTES, and none of those kept has ended; `shutting_down`: the service is stopping. Nothing was created.',
   ['queue_full', 'too_many_tasks', 'shutting_down'],
 );

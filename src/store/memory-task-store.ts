@@ -1,4 +1,5 @@
 import { isTerminal, type TaskStatus } from '../events.ts';
+import { jsonBytes, recordBytes, SIZED_FIELDS } from '../retained-bytes.ts';
 import type {
   CreateOutcome,
   IdempotencyClaim,
@@ -25,6 +26,9 @@ export class MemoryTaskStore implements TaskStore {
   /** Ended tasks → expiry (epoch ms), in expiry order. */
   #ended = new Map<string, number>();
   #lastExpiry = -Infinity;
+  /** Each record's recordBytes(), and their sum: kept in step with every create, change and delete. */
+  readonly #sizes = new Map<string, number>();
+  #bytes = 0;
 
   create(record: TaskRecord, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
     if (idempotency !== undefined) {
@@ -43,6 +47,7 @@ export class MemoryTaskStore implements TaskStore {
     }
     this.#records.set(record.task_id, record);
     this.#count(record, 1);
+    this.#resize(record.task_id, recordBytes(record));
     if (isTerminal(record.status)) this.#markEnded(record);
     return Promise.resolve({ kind: 'created', record });
   }
@@ -56,6 +61,12 @@ export class MemoryTaskStore implements TaskStore {
     if (!previous || !from.includes(previous.status)) return Promise.resolve({ applied: false, record: previous });
     const record: TaskRecord = { ...previous, ...changes };
     this.#records.set(taskId, record);
+    // Only the sized fields that changed are measured again (a result, an error): never the input.
+    let bytes = this.#sizes.get(taskId) ?? 0;
+    for (const field of SIZED_FIELDS) {
+      if (field in changes && changes[field] !== previous[field]) bytes += jsonBytes(record[field]) - jsonBytes(previous[field]);
+    }
+    this.#resize(taskId, bytes);
     if (record.status !== previous.status) {
       this.#count(previous, -1);
       this.#count(record, 1);
@@ -70,6 +81,8 @@ export class MemoryTaskStore implements TaskStore {
     if (!record) return Promise.resolve(undefined);
     this.#records.delete(taskId);
     this.#count(record, -1);
+    this.#bytes -= this.#sizes.get(taskId) ?? 0;
+    this.#sizes.delete(taskId);
     this.#ended.delete(taskId);
     const key = this.#keyOf.get(taskId);
     if (key !== undefined) {
@@ -105,6 +118,10 @@ export class MemoryTaskStore implements TaskStore {
     return Promise.resolve(this.#records.size);
   }
 
+  retainedBytes(): Promise<number> {
+    return Promise.resolve(this.#bytes);
+  }
+
   expired(now: number, limit: number): Promise<string[]> {
     const due: string[] = [];
     for (const [taskId, expiresAt] of this.#ended) {
@@ -132,6 +149,11 @@ export class MemoryTaskStore implements TaskStore {
     }
     // Out of order (a clock stepped back): rare, so re-sort rather than index.
     this.#ended = new Map([...this.#ended].sort(([, a], [, b]) => a - b));
+  }
+
+  #resize(taskId: string, bytes: number): void {
+    this.#bytes += bytes - (this.#sizes.get(taskId) ?? 0);
+    this.#sizes.set(taskId, bytes);
   }
 
   #count(record: TaskRecord, delta: 1 | -1): void {

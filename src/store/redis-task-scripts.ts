@@ -19,10 +19,22 @@ local function index(p, id, status, owner, delta)
   end
 end
 
+-- A record's share of MAX_RETAINED_BYTES (its input, result and error as JSON) is kept in
+-- its field _bytes, and the sum over every record in the field records of {prefix}:bytes.
+local function resize(p, key)
+  local bytes = redis.call('HSTRLEN', key, 'input') + redis.call('HSTRLEN', key, 'result') + redis.call('HSTRLEN', key, 'error')
+  local before = tonumber(redis.call('HGET', key, '_bytes') or '0')
+  if bytes ~= before then
+    redis.call('HSET', key, '_bytes', bytes)
+    redis.call('HINCRBY', p .. ':bytes', 'records', bytes - before)
+  end
+end
+
 local function remove(p, id)
   local key = p .. ':task:' .. id
-  local fields = redis.call('HMGET', key, 'status', 'owner', '_idem')
+  local fields = redis.call('HMGET', key, 'status', 'owner', '_idem', '_bytes')
   if not fields[1] then return false end
+  if fields[4] then redis.call('HINCRBY', p .. ':bytes', 'records', -tonumber(fields[4])) end
   local status = cjson.decode(fields[1])
   local owner = cjson.decode(fields[2])
   index(p, id, status, owner, -1)
@@ -64,6 +76,7 @@ end
 local key = p .. ':task:' .. id
 redis.call('HSET', key, unpack(ARGV, 8))
 if idem ~= '' then redis.call('HSET', key, '_idem', idem) end
+resize(p, key)
 redis.call('ZADD', p .. ':tasks', 0, id)
 if owner ~= cjson.null then redis.call('ZADD', p .. ':owner:' .. owner, 0, id) end
 index(p, id, status, owner, 1)
@@ -96,7 +109,16 @@ for i = 1, #hash, 2 do
   end
 end
 if not string.find(',' .. allowed .. ',', ',' .. current .. ',', 1, true) then return {0, answer} end
-if #ARGV > 6 then redis.call('HSET', key, unpack(ARGV, 7)) end
+if #ARGV > 6 then
+  redis.call('HSET', key, unpack(ARGV, 7))
+  for i = 7, #ARGV, 2 do
+    local field = ARGV[i]
+    if field == 'input' or field == 'result' or field == 'error' then
+      resize(p, key)
+      break
+    end
+  end
+end
 if status ~= '' and status ~= current then
   local owner = cjson.decode(redis.call('HGET', key, 'owner'))
   index(p, id, current, owner, -1)

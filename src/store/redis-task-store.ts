@@ -31,8 +31,12 @@ interface StoreCommands {
 
 const SCRIPTS = { taskstreamCreate: CREATE, taskstreamTransition: TRANSITION, taskstreamDelete: DELETE } as const;
 
-/** Inputs of tasks kept here so a transition need not send them back (they never change). */
+/**
+ * Inputs of tasks kept here so a transition need not send them back (they never change):
+ * at most this many, and this many bytes (an input may be as large as a request body).
+ */
 const INPUT_CACHE_SIZE = 10_000;
+const INPUT_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** Ids read per round trip while listing with filters. */
 const LIST_BATCH = 200;
@@ -53,6 +57,8 @@ export class RedisTaskStore implements TaskStore {
   readonly #ownConnection: boolean;
   /** Task id → its input as stored (JSON), for the tasks this instance touched last. */
   readonly #inputs = new Map<string, string>();
+  /** UTF-16 code units in #inputs: twice the bytes V8 may use for them, at most. */
+  #inputChars = 0;
 
   constructor({ redis, prefix, ownConnection = false }: RedisTaskStoreOptions) {
     this.#ownConnection = ownConnection;
@@ -105,7 +111,7 @@ export class RedisTaskStore implements TaskStore {
       ),
     );
     if (reply.length === 0) {
-      this.#inputs.delete(taskId);
+      this.#forget(taskId);
       return { applied: false, record: undefined };
     }
     const pairs = reply[1];
@@ -125,7 +131,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async delete(taskId: string): Promise<TaskRecord | undefined> {
-    this.#inputs.delete(taskId);
+    this.#forget(taskId);
     return decodePairs(await call(this.#redis.taskstreamDelete(this.#keys.prefix, taskId)));
   }
 
@@ -175,6 +181,11 @@ export class RedisTaskStore implements TaskStore {
     return call(this.#redis.zcard(`${this.#keys.prefix}:tasks`));
   }
 
+  /** The total the scripts keep in `{prefix}:bytes`, over every instance's records. */
+  async retainedBytes(): Promise<number> {
+    return Number((await call(this.#redis.hget(`${this.#keys.prefix}:bytes`, 'records'))) ?? 0);
+  }
+
   expired(now: number, limit: number): Promise<string[]> {
     return call(this.#redis.zrangebyscore(`${this.#keys.prefix}:expiry`, '-inf', now, 'LIMIT', 0, limit));
   }
@@ -185,13 +196,24 @@ export class RedisTaskStore implements TaskStore {
   }
 
   #remember(taskId: string, input: string): void {
-    this.#inputs.delete(taskId);
+    this.#forget(taskId);
     this.#inputs.set(taskId, input);
-    if (this.#inputs.size > INPUT_CACHE_SIZE) this.#inputs.delete(this.#inputs.keys().next().value!);
+    this.#inputChars += input.length;
+    while (this.#inputs.size > INPUT_CACHE_SIZE || this.#inputChars * 2 > INPUT_CACHE_BYTES) {
+      this.#forget(this.#inputs.keys().next().value!);
+    }
+  }
+
+  #forget(taskId: string): void {
+    const input = this.#inputs.get(taskId);
+    if (input === undefined) return;
+    this.#inputs.delete(taskId);
+    this.#inputChars -= input.length;
   }
 
   async close(): Promise<void> {
     this.#inputs.clear();
+    this.#inputChars = 0;
     if (this.#ownConnection && this.#redis.status !== 'end') {
       await this.#redis.quit().catch(() => this.#redis.disconnect());
     }

@@ -87,6 +87,13 @@ export interface TaskStore {
   /** How many tasks are held, in any status. */
   size(): Promise<number>;
 
+  /**
+   * Bytes of the records held (recordBytes(): input, result and error as JSON), kept as a
+   * running total by create, transition and delete, never by a rescan. With a shared
+   * store, the total of every process's records.
+   */
+  retainedBytes(): Promise<number>;
+
   /** Up to `limit` ended tasks whose expires_at is at or before `now` (epoch ms), soonest expiry first. */
   expired(now: number, limit: number): Promise<string[]>;
 

@@ -11,6 +11,8 @@ export interface BrokerLimits {
   progressHistory: number;
   /** Events of all tasks kept for resuming the multiplexed stream (between 1× and 2×). */
   globalHistory: number;
+  /** Bytes of JSON the service-wide log holds at most (its newest event always). */
+  globalHistoryBytes?: number;
 }
 
 export interface BrokerFixture {
@@ -266,6 +268,61 @@ export function brokerConformance(
       const after = await broker.subscribe(taskId, { seq: 0 }, recorder().subscriber);
       expect(after.history).toEqual([]);
       after.unsubscribe();
+    });
+
+    it('counts the bytes of every log: a task\'s events in its log and the service-wide one, until thinned, trimmed or dropped', async () => {
+      await open({ progressHistory: 2, globalHistory: 1000 });
+      const bytesOf = (logged: readonly LoggedEvent[]) => logged.reduce((sum, entry) => sum + Buffer.byteLength(entry.json), 0);
+      expect(await broker.retainedBytes()).toBe(0);
+      const taskId = uuidv7();
+      const [createdEvent, ...events] = await publishAll([created(taskId), started(taskId), progress(taskId, 1), completed(taskId)]);
+      // task_created is in the service-wide log only; the others in both.
+      let global = bytesOf([createdEvent!, ...events]);
+      expect(await broker.retainedBytes()).toBe(global + bytesOf(events));
+
+      // Thinning a task's progress frees its bytes in the task's log (the service-wide log keeps them).
+      const other = uuidv7();
+      const more = await publishAll([started(other), ...Array.from({ length: 5 }, (_, i) => progress(other, i + 1))]);
+      global += bytesOf(more);
+      const history = (await broker.subscribe(other, { seq: 0 }, recorder().subscriber)).history;
+      expect(history.length).toBeLessThan(more.length);
+      expect(await broker.retainedBytes()).toBe(global + bytesOf(events) + bytesOf(history));
+
+      await broker.drop(taskId, 'evicted', null);
+      await broker.drop(other, 'evicted', null);
+      const removed = await broker.subscribeAll(createdEvent!.position - 1, recorder().subscriber);
+      expect(await broker.retainedBytes(), 'only the service-wide log is left').toBe(bytesOf(removed.history));
+      expect(bytesOf(removed.history)).toBeGreaterThan(global);
+    });
+
+    it('trims the service-wide log to its bytes, oldest first, keeping the newest event, and says a resume point there is lost', async () => {
+      const taskId = uuidv7();
+      const sizeOf = (entry: LoggedEvent) => Buffer.byteLength(entry.json);
+      const probe = await publishAll([progress(uuidv7(), 10)]);
+      // Room for three progress events (their seqs may take a digit more), not four.
+      const limit = 3 * sizeOf(probe[0]!) + 10;
+      await open({ progressHistory: 100, globalHistory: 1000, globalHistoryBytes: limit });
+      const logged = await publishAll([created(taskId), started(taskId), ...Array.from({ length: 10 }, (_, i) => progress(taskId, i + 1))]);
+      const kept = await broker.subscribeAll(logged[0]!.position - 1, recorder().subscriber);
+      expect(kept.complete, 'the oldest events were trimmed').toBe(false);
+      const tail = await broker.subscribeAll(logged.at(-3)!.position - 1, recorder().subscriber);
+      expect(tail.complete).toBe(true);
+      expect(tail.history.map((entry) => entry.position)).toEqual(logged.slice(-3).map((entry) => entry.position));
+      const global = tail.history.reduce((sum, entry) => sum + sizeOf(entry), 0);
+      expect(global).toBeLessThanOrEqual(limit);
+      const taskLog = (await broker.subscribe(taskId, { seq: 0 }, recorder().subscriber)).history;
+      expect(taskLog).toHaveLength(11);
+      expect(await broker.retainedBytes()).toBe(global + taskLog.reduce((sum, entry) => sum + sizeOf(entry), 0));
+
+      // An event larger than the whole limit stays, alone, as the newest.
+      const big = (await publishAll([{ ...completed(taskId), data: { result: { text: 'z'.repeat(limit * 2) } } } as NewTaskEvent]))[0]!;
+      const last = await broker.subscribeAll(big.position - 1, recorder().subscriber);
+      expect(last.complete).toBe(true);
+      expect(last.history.map((entry) => entry.position)).toEqual([big.position]);
+      expect((await broker.subscribeAll(big.position - 2, recorder().subscriber)).complete).toBe(false);
+      kept.unsubscribe();
+      tail.unsubscribe();
+      last.unsubscribe();
     });
 
     it('stops delivering after unsubscribe, and counts open subscriptions', async () => {

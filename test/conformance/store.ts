@@ -195,6 +195,28 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       expect(await store.size()).toBe(3);
     });
 
+    it('counts the bytes of inputs, results and errors as JSON, through creates, transitions and deletes', async () => {
+      expect(await store.retainedBytes()).toBe(0);
+      const input = { text: 'é'.repeat(1000) }; // two bytes each in UTF-8
+      const [a, b] = await createAll([newRecord({ input }), newRecord({ input: { n: 1 } })]);
+      const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+      const base = bytesOf(input) + bytesOf({ n: 1 }) + 4 * bytesOf(null);
+      expect(await store.retainedBytes()).toBe(base);
+      await store.transition(a!.task_id, ['queued'], { status: 'running', progress: { value: 0.5, text: 'x'.repeat(500), step: null, total_steps: null, eta_ms: null } });
+      expect(await store.retainedBytes(), 'progress is not counted').toBe(base);
+      const result = { items: ['y'.repeat(3000)] };
+      await store.transition(a!.task_id, ['running'], { ...ended('completed', Date.now() + 1000), result });
+      expect(await store.retainedBytes()).toBe(base + bytesOf(result) - bytesOf(null));
+      await store.transition(b!.task_id, ['queued'], { ...ended('failed', Date.now() + 1000), error: { code: 'task_error', message: 'boom' } });
+      const withError = base + bytesOf(result) - bytesOf(null) + bytesOf({ code: 'task_error', message: 'boom' }) - bytesOf(null);
+      expect(await store.retainedBytes()).toBe(withError);
+      await store.delete(a!.task_id);
+      await store.delete(a!.task_id);
+      expect(await store.retainedBytes()).toBe(withError - bytesOf(input) - bytesOf(result) - bytesOf(null));
+      await store.delete(b!.task_id);
+      expect(await store.retainedBytes()).toBe(0);
+    });
+
     it('lists newest first, filtered by status, type, labels and owner, paged before a task id', async () => {
       const records = await createAll([
         newRecord({ type: 'sample', labels: { team: 'a', env: 'prod' }, owner: 'alice' }),
