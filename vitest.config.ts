@@ -13,6 +13,7 @@ const BOTH_MODES = [
   'test/features-retry.test.ts',
   'test/execution.test.ts',
   'test/operations.test.ts',
+  'test/memory-bound.test.ts',
 ];
 
 export default defineConfig({
