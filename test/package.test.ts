@@ -1,5 +1,6 @@
 // The package as a user gets it: packed with `npm pack`, installed offline into a fresh
 // project with its own task types, and used each of the three ways in.
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,7 +76,7 @@ describe('npx taskstream --tasks ./tasks, from the installed package', { timeout
     const page = await fetch(`${service.url}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<script type="module" src="app.js">');
-    expect((await fetch(`${service.url}/app.js`)).status).toBe(200);
+    await expectDashboardModules(service.url);
     const docs = await fetch(`${service.url}/docs`);
     expect(docs.status).toBe(200);
     const bundle = await fetch(`${service.url}/docs/swagger-ui-bundle.js`);
@@ -158,11 +159,22 @@ describe('createTaskstream mounted under /jobs', () => {
   }, 120_000);
 });
 
+/** Every ES module of the dashboard is in the package and served as JavaScript at `base`. */
+async function expectDashboardModules(base: string) {
+  const modules = readdirSync(join(projectRoot, 'web')).filter((file) => file.endsWith('.js'));
+  expect(modules).toContain('app.js');
+  for (const file of modules) {
+    const response = await fetch(`${base}/${file}`);
+    expect(response.status, file).toBe(200);
+    expect(response.headers.get('content-type'), file).toMatch(/^text\/javascript/);
+  }
+}
+
 async function expectMountedPages(origin: string, prefix: string) {
   const dashboard = await fetch(`${origin}${prefix}`);
   expect(dashboard.status).toBe(200);
   expect(await dashboard.text()).toContain(`<base href="${prefix}/">`);
-  expect((await fetch(`${origin}${prefix}/app.js`)).status).toBe(200);
+  await expectDashboardModules(`${origin}${prefix}`);
   const docs = await fetch(`${origin}${prefix}/docs`);
   expect(docs.status).toBe(200);
   expect(await docs.text()).toContain(`<script src="${prefix}/docs/init.js">`);
