@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskSnapshot } from '../src/task-record.ts';
@@ -35,6 +36,14 @@ async function start(env: Record<string, string> = {}): Promise<TestServer> {
   const server = await startTestServer({ API_KEYS, ...env });
   servers.push(server);
   return server;
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -245,17 +254,19 @@ describe('the dashboard with API keys', () => {
   });
 
   it('renews its stream token before it expires, and mints a new one when its stream is refused', async () => {
-    const server = await start({ STREAM_TOKEN_TTL_MS: '3000', SSE_RETRY_MS: '100' });
+    const env = { PORT: String(await freePort()), STREAM_TOKEN_TTL_MS: '6000', SSE_RETRY_MS: '100' };
+    const server = await start({ ...env, STREAM_TOKEN_SECRET: 'first-secret-'.padEnd(32, '1') });
     // A key already given earlier in this browser session.
-    const { page, sent, problems } = await openPage(server, '/', `sessionStorage.setItem('${KEY_STORAGE}', '${ALICE}')`);
+    const { page, sent, answers, problems } = await openPage(server, '/', `sessionStorage.setItem('${KEY_STORAGE}', '${ALICE}')`);
     await live(page);
     expect(await page.locator('#key-panel').isHidden()).toBe(true);
     const first = await createAs(server, ALICE, { type: 'sample', input: { steps: 1, step_ms: 0 } });
     await shown(badge(rowOf(page, first.task_id), 'Completed'), 'the first task');
 
-    // Before the token runs out (at 80 % of its 3 s), a new stream resumes after the last event.
+    // Before the token runs out (at 80 % of its 6 s), a new stream resumes after the last event.
+    // (Long enough that the next renewal does not come during the restart below.)
     const firstToken = streamsOf(sent)[0]!.url.searchParams.get('token');
-    await until(() => streamsOf(sent).length >= 2, 'the stream to be renewed', 8_000);
+    await until(() => streamsOf(sent).length >= 2, 'the stream to be renewed', 12_000);
     const renewed = streamsOf(sent)[1]!.url;
     expect(renewed.searchParams.get('token')).not.toBe(firstToken);
     expect(renewed.searchParams.get('last_event_id')).toMatch(/^\d+$/);
@@ -263,27 +274,31 @@ describe('the dashboard with API keys', () => {
     const second = await createAs(server, ALICE, { type: 'sample', input: { steps: 1, step_ms: 0 } });
     await shown(badge(rowOf(page, second.task_id), 'Completed'), 'a task started after the renewal');
 
-    // A stream refused for good (here: its token no longer valid) gets a new token and resumes.
-    let refused = 0;
-    await page.route(
-      (url) => url.pathname === '/api/events',
-      (route) =>
-        refused++ === 0
-          ? route.fulfill({ status: 401, contentType: 'application/problem+json', body: '{"detail":"expired"}' })
-          : route.continue(),
-    );
+    // A stream refused for good gets a new token and resumes. Here the service restarts with
+    // another STREAM_TOKEN_SECRET, so the token the page's stream reconnects with is refused
+    // (a real 401); the key is still good, so the page mints a new token with it.
     const mints = mintsOf(sent).length;
     const streams = streamsOf(sent).length;
-    server.hub.endAll();
-    const third = await createAs(server, ALICE, { type: 'sample', input: { steps: 1, step_ms: 0 } });
-    await until(() => refused >= 2, 'a stream with a new token after the refusal', 8_000);
+    const answered = answers.length;
+    await servers.splice(servers.indexOf(server), 1)[0]!.close();
+    const restarted = await start({ ...env, STREAM_TOKEN_SECRET: 'second-secret-'.padEnd(32, '2') });
+    const third = await createAs(restarted, ALICE, { type: 'sample', input: { steps: 1, step_ms: 0 } });
+    const streamAnswers = () => answers.slice(answered).filter((answer) => answer.path === '/api/events').map((answer) => answer.status);
+    await until(() => streamAnswers().includes(200), 'a stream with a new token after the refusal', 8_000);
+    expect(streamAnswers()[0], 'the stream reconnecting with the old token').toBe(401);
     await live(page);
     await shown(badge(rowOf(page, third.task_id), 'Completed'), 'the task started while the stream was down');
     expect(mintsOf(sent).length).toBeGreaterThan(mints);
-    const resumed = streamsOf(sent).slice(streams).at(-1)!.url;
-    expect(resumed.searchParams.get('last_event_id')).toMatch(/^\d+$/);
+    // It reconnected with the old token first (refused), then opened a stream with a new
+    // one, resuming after the last event it had.
+    const oldToken = streamsOf(sent)[streams - 1]!.url.searchParams.get('token');
+    const after = streamsOf(sent).slice(streams).map((request) => request.url.searchParams);
+    expect(after[0]!.get('token')).toBe(oldToken);
+    const fresh = after.find((params) => params.get('token') !== oldToken);
+    expect(fresh, 'a stream with a new token').toBeDefined();
+    expect(fresh!.get('last_event_id')).toMatch(/^\d+$/);
     expect(await page.locator('#key-panel').isHidden()).toBe(true);
-    await until(() => server.hub.size === 1, 'one stream again');
+    await until(() => restarted.hub.size === 1, 'one stream again');
     expectKeyOnlyInHeaders(sent, ALICE);
     expect(problems).toEqual([]);
   });

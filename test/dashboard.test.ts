@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskSnapshot } from '../src/task-record.ts';
 import { launchChromium, SCREENSHOTS } from './helpers/chromium.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { withTimeout } from './helpers/timeout.ts';
+import { SseClient } from './helpers/sse.ts';
+import { until, withTimeout } from './helpers/timeout.ts';
 
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;
@@ -247,20 +248,39 @@ describe('the dashboard', () => {
   });
 
   it('opens a new stream when one is refused, and reloads the list', async () => {
-    const server = await start({ SSE_RETRY_MS: '100' });
+    // One stream in all, and a reconnect hint long enough for the test to take the place
+    // the page's stream leaves: the page's own reconnect is then refused for real (429).
+    const server = await start({ MAX_STREAMS: '1', SSE_RETRY_MS: '2000' });
     const { page, requests } = await openDashboard(server);
-    let refused = 0;
-    await page.route('**/api/events', (route) =>
-      refused++ === 0
-        ? route.fulfill({ status: 503, contentType: 'application/problem+json', body: '{"detail":"Shutting down"}' })
-        : route.continue(),
-    );
+    const answers: number[] = [];
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname === '/api/events') answers.push(response.status());
+    });
     server.hub.endAll();
-    await shown(page.locator('#connection[data-state="offline"]'), 'the page to show it is offline');
-    const task = await server.create({ type: 'block', input: {} });
-    await live(page);
-    await shown(badge(rowOf(page, task.task_id), 'Running'), 'the task started while offline');
-    expect(refused).toBe(2);
+    const holder = await withTimeout(
+      (async () => {
+        for (;;) {
+          const client = await SseClient.connect(`${server.url}/api/events`);
+          if (client.response.status === 200) return client;
+          client.close();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      'the only stream place, once the page\'s stream has ended',
+    );
+    try {
+      await shown(page.locator('#connection[data-state="offline"]'), 'the page to show it is offline');
+      await until(() => answers.length > 0, 'the answer to the page\'s reconnect');
+      expect(answers).toEqual([429]);
+      const task = await server.create({ type: 'block', input: {} });
+      holder.close();
+      await live(page);
+      await shown(badge(rowOf(page, task.task_id), 'Running'), 'the task started while offline');
+    } finally {
+      holder.close();
+    }
+    await until(() => answers.length > 1, 'the answer to the page\'s new stream');
+    expect(answers).toEqual([429, 200]);
     expect(requests.filter((url) => new URL(url).pathname === '/api/events')).toHaveLength(3);
     expect(server.hub.size).toBe(1);
   });
