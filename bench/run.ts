@@ -21,6 +21,7 @@ import { measureEndToEnd, totalCpuUs, type EndToEndTrial } from './phases/end-to
 import { measureExecution } from './phases/execution.ts';
 import { measureFanOut } from './phases/fan-out.ts';
 import { measureLatency } from './phases/latency.ts';
+import { measureRedisMode, type RedisModeTrial } from './phases/redis-mode.ts';
 
 /** The whole run must end within this, whatever hangs: children are killed and it fails. */
 const RUN_DEADLINE_MS = 1_200_000;
@@ -29,6 +30,13 @@ const reportsDir = fileURLToPath(new URL('../reports/', import.meta.url));
 const reportFile = `${reportsDir}bench.json`;
 /** A load generator busier than this (in cores) may be what limits the figure. */
 const CLIENT_LIMIT_CORES = 0.85;
+
+/**
+ * BENCH_ONLY=redis,execution: only these phases (e2e, execution, create, fanout, latency,
+ * redis); latency needs e2e. Every phase when unset.
+ */
+const onlyPhases = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((phase) => phase.trim())) : undefined;
+const runs = (phase: string) => !onlyPhases || onlyPhases.has(phase);
 
 /** BENCH_QUICK=1: one short trial of each figure, to check that the bench runs (figures are noise). */
 const quick = process.env.BENCH_QUICK === '1';
@@ -42,6 +50,7 @@ const settings = {
   createRate: { connections: 32, seconds: quick ? 1 : 2, trials: trials(3), bulkRequests: quick ? 2 : 10 },
   fanOut: { sizes: quick ? [1000] : [1000, 5000], roundSeconds: 1.5, minProgressEvents: 20, maxProgressEvents: 2000, trials: trials(3), memoryAt: quick ? 1000 : 5000 },
   latency: { rateOfMaximum: 0.5, connections: 64, warmupMs: quick ? 1000 : 4000, measureMs: quick ? 1000 : 4000 },
+  redisMode: { clients: 64, firstRunMs: quick ? 500 : 2000, warmupMs: 300, measureMs: quick ? 1000 : 2000, trials: trials(3) },
 };
 
 /** The Redis for the BullMQ peer, if one answers PING within a second. */
@@ -98,97 +107,101 @@ const medianOf = (trials: readonly EndToEndTrial[], pick: (trial: EndToEndTrial)
 const us = (value: number) => (Number.isFinite(value) ? `${Math.round(value)} µs` : '-');
 
 try {
-  progress('1/5 end to end (trivial tasks, then 10 progress reports each)');
-  const e2e = await measureEndToEnd(run, settings.endToEnd);
-  const bullmqName = `BullMQ 6.7, concurrency ${THREADS}, QueueEvents`;
-  figures.push(
-    figure({
-      id: '1',
-      name: `end to end, ${settings.endToEnd.clients} submitters: POST /api/tasks -> end seen on /api/events`,
-      unit: 'tasks/s',
-      product: medianOf(e2e.trivial.product, (trial) => trial.rate),
-      baseline: medianOf(e2e.trivial.baseline, (trial) => trial.rate),
-      baselineName: bullmqName,
-      goal: { kind: 'ratio-at-least', value: 1.5 },
-      detail: { trials: e2e.trivial, settings: settings.endToEnd },
-    }),
-    figure({
-      id: '1.cpu',
-      name: 'CPU per end-to-end task, every process (server+client; worker+Redis+client)',
-      unit: 'µs',
-      product: medianOf(e2e.trivial.product, totalCpuUs),
-      baseline: medianOf(e2e.trivial.baseline, totalCpuUs),
-      baselineName: 'BullMQ',
-      goal: { kind: 'ratio-at-most', value: 1 },
-      detail: {},
-    }),
-    figure({
-      id: '4',
-      name: `progress events delivered, ${settings.endToEnd.progressPerTask} per task, on /api/events`,
-      unit: 'events/s',
-      product: medianOf(e2e.progress.product, (trial) => trial.progressRate),
-      baseline: medianOf(e2e.progress.baseline, (trial) => trial.progressRate),
-      baselineName: 'BullMQ updateProgress via QueueEvents',
-      goal: { kind: 'ratio-at-least', value: 2 },
-      detail: { trials: e2e.progress },
-    }),
-  );
-  const role = (trials: readonly EndToEndTrial[], name: string) => medianOf(trials, (trial) => trial.cpuPerTaskUs[name] ?? Number.NaN);
-  const thread = (trials: readonly EndToEndTrial[], name: string, which: 'main' | 'other') =>
-    medianOf(trials, (trial) => {
-      const threads = trial.threadsPerTaskUs[name] ?? {};
-      return which === 'main' ? (threads.main ?? 0) : Object.entries(threads).reduce((sum, [key, value]) => (key === 'main' ? sum : sum + value), 0);
-    });
-  const ours = e2e.trivial.product;
-  const theirs = e2e.trivial.baseline;
-  notes.push(
-    `CPU per end-to-end task (figure 1.cpu): taskstream server ${us(role(ours, 'server'))} (main thread ${us(thread(ours, 'server', 'main'))}, ` +
-      `other threads ${us(thread(ours, 'server', 'other'))}), its client ${us(role(ours, 'client'))}` +
-      (theirs.length > 0
-        ? `; BullMQ worker ${us(role(theirs, 'worker'))} (main ${us(thread(theirs, 'worker', 'main'))}), Redis ${us(role(theirs, 'redis'))}, its client ${us(role(theirs, 'client'))}`
-        : ''),
-  );
-  for (const [label, trials] of [
-    ['taskstream end-to-end client', ours],
-    ['BullMQ end-to-end client', theirs],
-    ['taskstream progress client', e2e.progress.product],
-    ['BullMQ progress client', e2e.progress.baseline],
-  ] as const) {
-    if (trials.length === 0) continue;
-    const cores = medianOf(trials, (trial) => trial.clientCores);
-    notes.push(`client load: ${label} used ${cores.toFixed(2)} of a core`);
-    if (cores > CLIENT_LIMIT_CORES) notes.push(`warning: the ${label} was near a full core: the client, not the server, may be the limit`);
+  if (runs('e2e')) {
+    progress('1/6 end to end (trivial tasks, then 10 progress reports each)');
+    const e2e = await measureEndToEnd(run, settings.endToEnd);
+    const bullmqName = `BullMQ 6.7, concurrency ${THREADS}, QueueEvents`;
+    figures.push(
+      figure({
+        id: '1',
+        name: `end to end, ${settings.endToEnd.clients} submitters: POST /api/tasks -> end seen on /api/events`,
+        unit: 'tasks/s',
+        product: medianOf(e2e.trivial.product, (trial) => trial.rate),
+        baseline: medianOf(e2e.trivial.baseline, (trial) => trial.rate),
+        baselineName: bullmqName,
+        goal: { kind: 'ratio-at-least', value: 1.5 },
+        detail: { trials: e2e.trivial, settings: settings.endToEnd },
+      }),
+      figure({
+        id: '1.cpu',
+        name: 'CPU per end-to-end task, every process (server+client; worker+Redis+client)',
+        unit: 'µs',
+        product: medianOf(e2e.trivial.product, totalCpuUs),
+        baseline: medianOf(e2e.trivial.baseline, totalCpuUs),
+        baselineName: 'BullMQ',
+        goal: { kind: 'ratio-at-most', value: 1 },
+        detail: {},
+      }),
+      figure({
+        id: '4',
+        name: `progress events delivered, ${settings.endToEnd.progressPerTask} per task, on /api/events`,
+        unit: 'events/s',
+        product: medianOf(e2e.progress.product, (trial) => trial.progressRate),
+        baseline: medianOf(e2e.progress.baseline, (trial) => trial.progressRate),
+        baselineName: 'BullMQ updateProgress via QueueEvents',
+        goal: { kind: 'ratio-at-least', value: 2 },
+        detail: { trials: e2e.progress },
+      }),
+    );
+    const role = (trials: readonly EndToEndTrial[], name: string) => medianOf(trials, (trial) => trial.cpuPerTaskUs[name] ?? Number.NaN);
+    const thread = (trials: readonly EndToEndTrial[], name: string, which: 'main' | 'other') =>
+      medianOf(trials, (trial) => {
+        const threads = trial.threadsPerTaskUs[name] ?? {};
+        return which === 'main' ? (threads.main ?? 0) : Object.entries(threads).reduce((sum, [key, value]) => (key === 'main' ? sum : sum + value), 0);
+      });
+    const ours = e2e.trivial.product;
+    const theirs = e2e.trivial.baseline;
+    notes.push(
+      `CPU per end-to-end task (figure 1.cpu): taskstream server ${us(role(ours, 'server'))} (main thread ${us(thread(ours, 'server', 'main'))}, ` +
+        `other threads ${us(thread(ours, 'server', 'other'))}), its client ${us(role(ours, 'client'))}` +
+        (theirs.length > 0
+          ? `; BullMQ worker ${us(role(theirs, 'worker'))} (main ${us(thread(theirs, 'worker', 'main'))}), Redis ${us(role(theirs, 'redis'))}, its client ${us(role(theirs, 'client'))}`
+          : ''),
+    );
+    for (const [label, trials] of [
+      ['taskstream end-to-end client', ours],
+      ['BullMQ end-to-end client', theirs],
+      ['taskstream progress client', e2e.progress.product],
+      ['BullMQ progress client', e2e.progress.baseline],
+    ] as const) {
+      if (trials.length === 0) continue;
+      const cores = medianOf(trials, (trial) => trial.clientCores);
+      notes.push(`client load: ${label} used ${cores.toFixed(2)} of a core`);
+      if (cores > CLIENT_LIMIT_CORES) notes.push(`warning: the ${label} was near a full core: the client, not the server, may be the limit`);
+    }
   }
 
-  progress('2/5 execution (queue pre-filled, then resumed)');
-  const execution = await measureExecution(run, settings.execution);
-  const executionRate = median(execution.product.map((trial) => trial.rate));
-  figures.push(
-    figure({
-      id: '2',
-      name: `execution, ${settings.execution.tasks.toLocaleString('en-US')} no-op tasks pre-filled, then resumed`,
-      unit: 'tasks/s',
-      product: executionRate,
-      baseline: median(execution.raw),
-      baselineName: `raw Piscina no-op, ${THREADS} threads`,
-      goal: { kind: 'ratio-at-least', value: 0.4 },
-      detail: { trials: execution, settings: settings.execution },
-    }),
-    figure({
-      id: '2.b',
-      name: 'execution, the same',
-      unit: 'tasks/s',
-      product: executionRate,
-      baseline: execution.bullmq.length > 0 ? median(execution.bullmq) : Number.NaN,
-      baselineName: `BullMQ Worker draining as many no-op jobs`,
-      goal: { kind: 'ratio-at-least', value: 3 },
-      detail: {},
-    }),
-  );
-  notes.push(`CPU per executed task, server process: ${us(median(execution.product.map((trial) => trial.cpuPerTaskUs)))}`);
+  if (runs('execution')) {
+    progress('2/6 execution (queue pre-filled, then resumed)');
+    const execution = await measureExecution(run, settings.execution);
+    const executionRate = median(execution.product.map((trial) => trial.rate));
+    figures.push(
+      figure({
+        id: '2',
+        name: `execution, ${settings.execution.tasks.toLocaleString('en-US')} no-op tasks pre-filled, then resumed`,
+        unit: 'tasks/s',
+        product: executionRate,
+        baseline: median(execution.raw),
+        baselineName: `raw Piscina no-op, ${THREADS} threads`,
+        goal: { kind: 'ratio-at-least', value: 0.4 },
+        detail: { trials: execution, settings: settings.execution },
+      }),
+      figure({
+        id: '2.b',
+        name: 'execution, the same',
+        unit: 'tasks/s',
+        product: executionRate,
+        baseline: execution.bullmq.length > 0 ? median(execution.bullmq) : Number.NaN,
+        baselineName: `BullMQ Worker draining as many no-op jobs`,
+        goal: { kind: 'ratio-at-least', value: 3 },
+        detail: {},
+      }),
+    );
+    notes.push(`CPU per executed task, server process: ${us(median(execution.product.map((trial) => trial.cpuPerTaskUs)))}`);
+  }
 
-  if (hasWrk) {
-    progress('3/5 create rate (wrk) and bulk create');
+  if (hasWrk && runs('create')) {
+    progress('3/6 create rate (wrk) and bulk create');
     const createRate = await measureCreateRate(run, settings.createRate);
     const singleRate = median(createRate.product.map((trial) => trial.rate));
     figures.push(
@@ -221,62 +234,110 @@ try {
     if (wrkCores > CLIENT_LIMIT_CORES) notes.push('warning: wrk was near a full core: the client, not the server, may be the limit');
   }
 
-  progress('4/5 fan-out and memory per stream');
-  const fanOut = await measureFanOut(run, settings.fanOut);
-  for (const [subscribers, deliveries] of fanOut.deliveries) {
+  if (runs('fanout')) {
+    progress('4/6 fan-out and memory per stream');
+    const fanOut = await measureFanOut(run, settings.fanOut);
+    for (const [subscribers, deliveries] of fanOut.deliveries) {
+      figures.push(
+        figure({
+          id: `5.${subscribers}`,
+          name: `fan-out to ${subscribers.toLocaleString('en-US')} task streams`,
+          unit: 'events/s',
+          product: median(deliveries.product.map((delivery) => delivery.rate)),
+          baseline: median(deliveries.baseline.map((delivery) => delivery.rate)),
+          baselineName: 'raw node:http SSE',
+          goal: { kind: 'ratio-at-least', value: 0.8 },
+          detail: { ...deliveries, settings: settings.fanOut },
+        }),
+      );
+    }
     figures.push(
       figure({
-        id: `5.${subscribers}`,
-        name: `fan-out to ${subscribers.toLocaleString('en-US')} task streams`,
-        unit: 'events/s',
-        product: median(deliveries.product.map((delivery) => delivery.rate)),
-        baseline: median(deliveries.baseline.map((delivery) => delivery.rate)),
+        id: '6',
+        name: `memory per idle stream at ${settings.fanOut.memoryAt.toLocaleString('en-US')}`,
+        unit: 'KiB',
+        product: fanOut.memory.product.rss / 1024,
+        baseline: fanOut.memory.baseline.rss / 1024,
         baselineName: 'raw node:http SSE',
-        goal: { kind: 'ratio-at-least', value: 0.8 },
-        detail: { ...deliveries, settings: settings.fanOut },
+        goal: { kind: 'ratio-at-most', value: 1.25 },
+        // RSS is the figure; the V8 heap's share of it tells what kind of memory grew.
+        detail: { bytesPerStream: fanOut.memory },
       }),
     );
   }
-  figures.push(
-    figure({
-      id: '6',
-      name: `memory per idle stream at ${settings.fanOut.memoryAt.toLocaleString('en-US')}`,
-      unit: 'KiB',
-      product: fanOut.memory.product.rss / 1024,
-      baseline: fanOut.memory.baseline.rss / 1024,
-      baselineName: 'raw node:http SSE',
-      goal: { kind: 'ratio-at-most', value: 1.25 },
-      // RSS is the figure; the V8 heap's share of it tells what kind of memory grew.
-      detail: { bytesPerStream: fanOut.memory },
-    }),
-  );
 
-  const rate = Math.round(figures[0]!.product * settings.latency.rateOfMaximum);
-  progress(`5/5 latency at ${rate} tasks/s`);
-  const latency = await measureLatency(run, { ...settings.latency, rate });
-  const latencyDetail = { rate, ...latency, settings: settings.latency };
-  figures.push(
-    figure({
-      id: '7.p50',
-      name: `latency p50, ctx.progress -> client, ${rate} tasks/s`,
-      unit: 'ms',
-      product: latency.product.p50Ms,
-      baseline: latency.baseline.p50Ms,
-      baselineName: 'node:http + Piscina',
-      goal: { kind: 'none' },
-      detail: latencyDetail,
-    }),
-    figure({
-      id: '7.p99',
-      name: `latency p99, ctx.progress -> client, ${rate} tasks/s`,
-      unit: 'ms',
-      product: latency.product.p99Ms,
-      baseline: latency.baseline.p99Ms,
-      baselineName: 'node:http + Piscina',
-      goal: { kind: 'product-at-most', value: 5 },
-      detail: latencyDetail,
-    }),
-  );
+  const endToEndRate = figures.find((entry) => entry.id === '1')?.product;
+  if (runs('latency') && endToEndRate !== undefined) {
+    const rate = Math.round(endToEndRate * settings.latency.rateOfMaximum);
+    progress(`5/6 latency at ${rate} tasks/s`);
+    const latency = await measureLatency(run, { ...settings.latency, rate });
+    const latencyDetail = { rate, ...latency, settings: settings.latency };
+    figures.push(
+      figure({
+        id: '7.p50',
+        name: `latency p50, ctx.progress -> client, ${rate} tasks/s`,
+        unit: 'ms',
+        product: latency.product.p50Ms,
+        baseline: latency.baseline.p50Ms,
+        baselineName: 'node:http + Piscina',
+        goal: { kind: 'none' },
+        detail: latencyDetail,
+      }),
+      figure({
+        id: '7.p99',
+        name: `latency p99, ctx.progress -> client, ${rate} tasks/s`,
+        unit: 'ms',
+        product: latency.product.p99Ms,
+        baseline: latency.baseline.p99Ms,
+        baselineName: 'node:http + Piscina',
+        goal: { kind: 'product-at-most', value: 5 },
+        detail: latencyDetail,
+      }),
+    );
+  }
+
+  if (runs('redis') && redisUrl) {
+    progress('6/6 Redis mode, one and two instances, against BullMQ on the same Redis');
+    const redisMode = await measureRedisMode(run, settings.redisMode);
+    if (redisMode) {
+      const rateOf = (trials: readonly RedisModeTrial[]) => median(trials.map((trial) => trial.rate));
+      const commandsOf = (trials: readonly RedisModeTrial[]) => median(trials.map((trial) => trial.commandsPerTask));
+      const bullmqName = `BullMQ 6.7 alone, concurrency ${THREADS}, QueueEvents`;
+      figures.push(
+        figure({
+          id: '8.1',
+          name: `Redis mode, 1 instance, end to end, ${settings.redisMode.clients} submitters`,
+          unit: 'tasks/s',
+          product: rateOf(redisMode.one),
+          baseline: rateOf(redisMode.bullmq),
+          baselineName: bullmqName,
+          goal: { kind: 'none' },
+          detail: { trials: redisMode, settings: settings.redisMode },
+        }),
+        figure({
+          id: '8.2',
+          name: `Redis mode, 2 instances (${THREADS} threads each), end to end`,
+          unit: 'tasks/s',
+          product: rateOf(redisMode.two),
+          baseline: rateOf(redisMode.bullmq),
+          baselineName: bullmqName,
+          goal: { kind: 'none' },
+          detail: {},
+        }),
+        figure({
+          id: '8.cmd',
+          name: 'Redis mode, Redis commands per trivial task (INFO stats)',
+          unit: 'commands',
+          product: commandsOf(redisMode.one),
+          baseline: commandsOf(redisMode.bullmq),
+          baselineName: 'BullMQ commands per job, same loop',
+          goal: { kind: 'none' },
+          detail: { twoInstances: commandsOf(redisMode.two) },
+        }),
+      );
+      notes.push(`Redis commands per task with 2 instances: ${commandsOf(redisMode.two).toFixed(1)} (INFO stats counts every client of the Redis: run on a Redis nothing else uses)`);
+    }
+  }
 } finally {
   killAllChildren();
   clearTimeout(deadline);

@@ -1,5 +1,6 @@
 // Figure 1's client: many clients each create a task over HTTP, wait for its end on the
 // multiplexed stream, and create the next. Runs in its own process.
+import { Redis } from 'ioredis';
 import { JsonPoster } from '../lib/json-poster.ts';
 import { openEventStream } from '../lib/event-stream.ts';
 import { cpuBetween, snapshotCpu, type CpuSnapshot } from '../lib/proc-cpu.ts';
@@ -16,9 +17,20 @@ export interface TaskLoopArgs {
   measureMs: number;
   /** Processes whose CPU time is read at the window's edges (this one is always added). */
   cpuPids?: number[];
+  /** A Redis whose processed commands (INFO stats) are read at the window's edges. */
+  redisUrl?: string;
 }
 
-async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [] }: TaskLoopArgs) {
+/** Commands a Redis has processed so far: every client counts, so only meaningful on a quiet one. */
+async function redisCommands(redis: Redis): Promise<number> {
+  const info = await redis.info('stats');
+  return Number(/^total_commands_processed:(\d+)/m.exec(info)?.[1] ?? 0);
+}
+
+async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [], redisUrl }: TaskLoopArgs) {
+  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1 }) : undefined;
+  let commandsStart: Promise<number> | undefined;
+  let commandsEnd: Promise<number> | undefined;
   const pids = [process.pid, ...cpuPids];
   let progressInWindow = 0;
   let inWindow = false;
@@ -59,10 +71,12 @@ async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [] }
     setTimeout(() => {
       inWindow = true;
       cpuStart = snapshotCpu(pids);
+      if (redis) commandsStart = redisCommands(redis);
     }, warmupMs),
     setTimeout(() => {
       inWindow = false;
       cpuEnd = snapshotCpu(pids);
+      if (redis) commandsEnd = redisCommands(redis);
     }, warmupMs + measureMs),
   ];
   const client = async () => {
@@ -85,9 +99,17 @@ async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [] }
     poster.close();
     stream.close();
   }
+  const redisCommandsInWindow = commandsStart && commandsEnd ? (await commandsEnd) - (await commandsStart) : undefined;
+  redis?.disconnect();
   if (failures.length > 0) throw new Error(failures[0]);
   const cpu = cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : [];
-  return { rate: counted / (measureMs / 1000), progressRate: progressInWindow / (measureMs / 1000), tasks: counted, cpu };
+  return {
+    rate: counted / (measureMs / 1000),
+    progressRate: progressInWindow / (measureMs / 1000),
+    tasks: counted,
+    cpu,
+    ...(redisCommandsInWindow === undefined ? {} : { redisCommands: redisCommandsInWindow }),
+  };
 }
 
 const commands = { run };
