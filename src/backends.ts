@@ -88,7 +88,13 @@ async function createRedisBackends(url: string, config: Config, options: Backend
     import('./store/redis-task-store.ts'),
     import('./broker/redis-broker.ts'),
     import('./executor/bullmq-executor.ts'),
-  ]);
+  ]).catch((error: unknown) => {
+    // bullmq and ioredis are optional dependencies: an install may have left them out.
+    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /bullmq|ioredis/.test(String(error))) {
+      throw new ConfigError('REDIS_URL is set, but Redis mode needs the bullmq and ioredis packages: npm install bullmq@6.7 ioredis@6.0');
+    }
+    throw error;
+  });
   const { logger } = options;
   const prefix = config.redisPrefix;
   const connect = (role: string) => createRedisConnection(url, { connectionName: `taskstream:${prefix}:${role}` }, logger);

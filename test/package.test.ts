@@ -1,6 +1,6 @@
 // The package as a user gets it: packed with `npm pack`, installed offline into a fresh
 // project with its own task types, and used each of the three ways in.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,6 +200,23 @@ describe('a task module that cannot be loaded, with the installed command', { ti
       expect(stdout).not.toContain('listening');
     });
   }
+});
+
+describe('Redis mode, from the installed package', { timeout: 120_000 }, () => {
+  it('without the optional bullmq package, --redis-url stops with a message saying what to install', async () => {
+    const installed = join(project.dir, 'node_modules', 'bullmq');
+    const hidden = join(project.dir, 'node_modules', '.bullmq-hidden');
+    expect(existsSync(installed), 'bullmq is installed with the package by default').toBe(true);
+    renameSync(installed, hidden);
+    try {
+      const { code, stdout, stderr } = await runInConsumer(project.dir, taskstreamBin(), ['--tasks', './tasks', '--port', '0', '--redis-url', 'redis://127.0.0.1:6379']);
+      expect(code).toBe(2);
+      expect(stderr).toContain('npm install bullmq');
+      expect(stdout).not.toContain('listening');
+    } finally {
+      renameSync(hidden, installed);
+    }
+  });
 });
 
 describe('types for a consumer', () => {

@@ -54,6 +54,7 @@ function writeConsumerManifest(dir: string, tarball: string, extra: readonly str
       resolved: `file:${tarball}`,
       integrity: `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`,
       dependencies: packed.dependencies,
+      optionalDependencies: packed.optionalDependencies,
       bin: packed.bin,
       engines: packed.engines,
     },
@@ -69,7 +70,7 @@ function writeConsumerManifest(dir: string, tarball: string, extra: readonly str
       base = cut === -1 ? '' : base.slice(0, cut);
     }
   };
-  const queue = [...Object.keys(packed.dependencies ?? {}), ...extra].map((name) => locate('', name)!);
+  const queue = [...Object.keys(packed.dependencies ?? {}), ...Object.keys(packed.optionalDependencies ?? {}), ...extra].map((name) => locate('', name)!);
   while (queue.length > 0) {
     const path = queue.shift()!;
     if (packages[path] || !lock.packages[path]) continue;
