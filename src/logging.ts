@@ -41,6 +41,8 @@ export function requestLogger(logger: Logger): MiddlewareHandler<{ Bindings: Htt
 /** One log line per task transition. */
 export function logTaskTransitions(service: TaskService, logger: Logger): void {
   service.on('transition', (record) => {
+    // Checked per call, not once: the level may change while the service runs.
+    if (!logger.isLevelEnabled('info')) return;
     const ended = record.finished_at !== null;
     logger.info(
       {

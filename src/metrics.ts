@@ -100,21 +100,41 @@ export function createMetrics(service: TaskService, hub: SseHub): Registry {
   });
 
   const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
+  // Labelled children looked up once per label set: prom-client hashes the labels on every
+  // call otherwise, several times per task.
+  const created = childrenOf((type: string) => tasksCreated.labels({ type }));
+  const waited = childrenOf((type: string) => queueWait.labels({ type }));
+  const attempted = childrenOf((type: string) => attempts.labels({ type }));
+  const ended = childrenOf((key: string) => {
+    const [type, status] = key.split('\u0000') as [string, string];
+    return { count: tasksEnded.labels({ type, status }), duration: duration.labels({ type, status }) };
+  });
+  const published = childrenOf((eventType: string) => events.labels({ event_type: eventType }));
   service.on('transition', (record) => {
     // A failed attempt that will be retried goes back to `queued` (attempt ≥ 1) and starts
     // again: those are attempts, not new tasks, and the task's wait in the queue ended at
     // its first start.
     if (record.status === 'queued') {
-      if (record.attempt === 0) tasksCreated.inc({ type: record.type });
+      if (record.attempt === 0) created(record.type).inc();
     } else if (record.status === 'running') {
-      attempts.inc({ type: record.type });
-      if (record.attempt === 1) queueWait.observe({ type: record.type }, seconds(record.created_at, record.started_at!));
+      attempted(record.type).inc();
+      if (record.attempt === 1) waited(record.type).observe(seconds(record.created_at, record.started_at!));
     } else {
-      tasksEnded.inc({ type: record.type, status: record.status });
-      const ran = record.started_at ? seconds(record.started_at, record.finished_at!) : 0;
-      duration.observe({ type: record.type, status: record.status }, ran);
+      const { count, duration: ran } = ended(`${record.type}\u0000${record.status}`);
+      count.inc();
+      ran.observe(record.started_at ? seconds(record.started_at, record.finished_at!) : 0);
     }
   });
-  service.on('published', (eventType) => events.inc({ event_type: eventType }));
+  service.on('published', (eventType) => published(eventType).inc());
   return registry;
+}
+
+/** A memo of `make` by key: each labelled child is made once. */
+function childrenOf<T>(make: (key: string) => T): (key: string) => T {
+  const children = new Map<string, T>();
+  return (key) => {
+    let child = children.get(key);
+    if (child === undefined) children.set(key, (child = make(key)));
+    return child;
+  };
 }

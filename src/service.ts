@@ -572,7 +572,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     const expiresAt = finishedAt + this.#retentionMs;
     const ended = {
       status: outcome.status,
-      finished_at: new Date(finishedAt).toISOString(),
+      finished_at: this.#isoAt(finishedAt),
       expires_at: new Date(expiresAt).toISOString(),
       // A cancel between attempts leaves the failed attempt's error behind: not this end's.
       result: outcome.status === 'completed' ? outcome.result : null,
@@ -687,7 +687,19 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   #isoNow(): string {
-    return new Date(this.#clock.now()).toISOString();
+    return this.#isoAt(this.#clock.now());
+  }
+
+  /** The last instant formatted, kept: many transitions fall in the same millisecond. */
+  #lastIso = { ms: Number.NaN, iso: '' };
+
+  #isoAt(ms: number): string {
+    const last = this.#lastIso;
+    if (last.ms !== ms) {
+      last.ms = ms;
+      last.iso = new Date(ms).toISOString();
+    }
+    return last.iso;
   }
 }
 

@@ -1,53 +1,64 @@
-import { CancelFlag } from './protocol.ts';
+import { SlotState } from './protocol.ts';
 
 export interface CancelSignal {
+  /** Created on first use: a task that never looks at its signal costs no AbortSignal. */
   readonly signal: AbortSignal;
-  /** Stops watching the flag; call once the task is over. */
+  /** True once the main thread asked this job to stop; reads shared memory directly. */
+  readonly requested: boolean;
+  /** Marks the job over and releases the waiter, if one was made; call once, at the end. */
   dispose(): void;
 }
 
 const reasonFor = () => new DOMException('The task was cancelled', 'AbortError');
+const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
 
 /**
- * An AbortSignal driven by a flag in shared memory. The main thread sets the flag and
- * notifies; `Atomics.waitAsync` fires the `abort` event once the task yields, and the
- * overridden `aborted` getter reads the flag directly so a synchronous loop sees it too.
+ * A job's cancellation, read from its slot in the pool's shared array. The AbortSignal is
+ * made only when the task asks for it: then `Atomics.waitAsync` fires its `abort` event
+ * once the task yields, and the overridden `aborted` getter reads the slot directly so a
+ * synchronous loop sees a cancel too.
  */
-export function createCancelSignal(flag: Int32Array): CancelSignal {
-  const controller = new AbortController();
-  const signal = controller.signal;
-  const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
-  const check = () => {
-    if (!nativeAborted.call(signal) && Atomics.load(flag, 0) === CancelFlag.cancelRequested) {
-      controller.abort(reasonFor());
-    }
-  };
+export function createCancelSignal(slots: Int32Array, slot: number): CancelSignal {
+  let controller: AbortController | undefined;
+  const requested = () => Atomics.load(slots, slot) === SlotState.cancelRequested;
 
-  Object.defineProperty(signal, 'aborted', {
-    get() {
+  const makeSignal = (): AbortSignal => {
+    const made = new AbortController();
+    controller = made;
+    const signal = made.signal;
+    const check = () => {
+      if (!nativeAborted.call(signal) && requested()) made.abort(reasonFor());
+    };
+    Object.defineProperty(signal, 'aborted', {
+      get() {
+        check();
+        return nativeAborted.call(signal) as boolean;
+      },
+    });
+    const nativeThrowIfAborted = signal.throwIfAborted.bind(signal);
+    signal.throwIfAborted = () => {
       check();
-      return nativeAborted.call(signal) as boolean;
-    },
-  });
-  const nativeThrowIfAborted = signal.throwIfAborted.bind(signal);
-  signal.throwIfAborted = () => {
-    check();
-    nativeThrowIfAborted();
+      nativeThrowIfAborted();
+    };
+    const waiter = Atomics.waitAsync(slots, slot, SlotState.running);
+    if (waiter.async) void waiter.value.then(check);
+    else check();
+    return signal;
   };
 
-  const waiter = Atomics.waitAsync(flag, 0, CancelFlag.running);
-  if (waiter.async) {
-    void waiter.value.then(check);
-  } else {
-    check();
-  }
-
+  let signal: AbortSignal | undefined;
   return {
-    signal,
+    get signal() {
+      return (signal ??= makeSignal());
+    },
+    get requested() {
+      return requested();
+    },
     dispose() {
-      // Wake our own waiter so no promise is left pending on a finished job's flag.
-      Atomics.compareExchange(flag, 0, CancelFlag.running, CancelFlag.finished);
-      Atomics.notify(flag, 0);
+      // Wake our own waiter so no promise is left pending on a finished job's slot. A
+      // cancel that came in meanwhile stays: the main thread decides by it.
+      Atomics.compareExchange(slots, slot, SlotState.running, SlotState.finished);
+      if (controller) Atomics.notify(slots, slot);
     },
   };
 }

@@ -6,10 +6,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { createCancelSignal } from './cancel-signal.ts';
 import type { ProgressUpdate, TaskContext, TaskDefinition } from './define.ts';
-import type { WorkerData, WorkerJob, WorkerMessage, WorkerOutcome } from './protocol.ts';
+import { SlotState, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from './protocol.ts';
 
-const { taskModules } = workerData as WorkerData;
+const { taskModules, slots } = workerData as WorkerData;
 const definitions = new Map<string, Promise<TaskDefinition>>();
+/** Definitions already loaded, so a job of a known type starts without awaiting anything. */
+const loaded = new Map<string, TaskDefinition>();
 const require = createRequire(import.meta.url);
 const MAX_PROGRESS_TEXT = 1000;
 const MAX_ERROR_MESSAGE = 2000;
@@ -24,7 +26,10 @@ function loadDefinition(type: string): Promise<TaskDefinition> {
     const module: Promise<{ default: TaskDefinition }> = url.endsWith('.ts')
       ? Promise.resolve().then(() => require(fileURLToPath(url)))
       : import(url);
-    definition = module.then((loaded) => loaded.default);
+    definition = module.then((imported) => {
+      loaded.set(type, imported.default);
+      return imported.default;
+    });
     definitions.set(type, definition);
   }
   return definition;
@@ -41,7 +46,7 @@ function messageOf(error: unknown): string {
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
-function makeProgress(taskId: string): TaskContext['progress'] {
+function makeProgress({ taskId, run }: WorkerJob, sent: { messages: number }): TaskContext['progress'] {
   return (first, second = null) => {
     const update: ProgressUpdate = first !== null && typeof first === 'object' ? first : { value: first, text: second };
     const step = update.step ?? null;
@@ -55,31 +60,56 @@ function makeProgress(taskId: string): TaskContext['progress'] {
       throw new RangeError(`progress value must be between 0 and 1 or null, got ${value}`);
     }
     const note = update.text == null ? null : String(update.text).slice(0, MAX_PROGRESS_TEXT);
-    post({ taskId, kind: 'progress', value, text: note, step, total_steps: totalSteps });
+    post({ taskId, run, kind: 'progress', value, text: note, step, total_steps: totalSteps });
+    sent.messages++;
   };
 }
 
-export default async function runJob(job: WorkerJob): Promise<WorkerOutcome> {
-  const cancel = createCancelSignal(job.cancelFlag);
+/**
+ * The thread runs one job at a time. The executor hands it the next job while the current
+ * one runs (so the thread goes straight on to it, without waiting for the main thread):
+ * each job waits here for the one before it.
+ */
+let previous: Promise<unknown> = Promise.resolve();
+
+export default function runJob(job: WorkerJob): Promise<WorkerOutcome> | WorkerOutcome {
+  const run = previous.then(() => runOne(job));
+  previous = run;
+  return run;
+}
+
+const NOT_STARTED: WorkerOutcome = { ok: false, notStarted: true, messages: 0 };
+
+async function runOne(job: WorkerJob): Promise<WorkerOutcome> {
+  // Start only if the main thread has not recalled or cancelled the job meanwhile.
+  if (Atomics.compareExchange(slots, job.slot, SlotState.handed, SlotState.running) !== SlotState.handed) {
+    return NOT_STARTED;
+  }
+  post({ taskId: job.taskId, run: job.run, kind: 'started' });
+  const sent = { messages: 1 };
+  const cancel = createCancelSignal(slots, job.slot);
   const cancelled = (): WorkerOutcome => ({
     ok: false,
     error: { code: 'cancelled', message: 'The task was cancelled' },
+    messages: sent.messages,
   });
   try {
-    const definition = await loadDefinition(job.type);
+    const definition = loaded.get(job.type) ?? (await loadDefinition(job.type));
     // Cancelled (or timed out) while the module loaded: the task's code never starts.
-    if (cancel.signal.aborted) return cancelled();
+    if (cancel.requested) return cancelled();
     const input = definition.input.safeParse(job.input);
     if (!input.success) {
-      return { ok: false, error: { code: 'invalid_input', message: z.prettifyError(input.error) } };
+      return { ok: false, error: { code: 'invalid_input', message: z.prettifyError(input.error) }, messages: sent.messages };
     }
     const ctx: TaskContext = {
       taskId: job.taskId,
-      signal: cancel.signal,
-      progress: makeProgress(job.taskId),
+      get signal() {
+        return cancel.signal;
+      },
+      progress: makeProgress(job, sent),
     };
     const raw = await definition.run(input.data, ctx);
-    if (cancel.signal.aborted) return cancelled();
+    if (cancel.requested) return cancelled();
     const result = definition.result.safeParse(raw);
     if (!result.success) {
       return {
@@ -88,14 +118,14 @@ export default async function runJob(job: WorkerJob): Promise<WorkerOutcome> {
           code: 'invalid_result',
           message: `The task returned a result that does not match its schema: ${z.prettifyError(result.error)}`,
         },
+        messages: sent.messages,
       };
     }
-    return { ok: true, result: result.data };
+    return { ok: true, result: result.data, messages: sent.messages };
   } catch (error) {
-    if (cancel.signal.aborted) return cancelled();
-    return { ok: false, error: { code: 'task_error', message: messageOf(error) } };
+    if (cancel.requested) return cancelled();
+    return { ok: false, error: { code: 'task_error', message: messageOf(error) }, messages: sent.messages };
   } finally {
     cancel.dispose();
-    post({ taskId: job.taskId, kind: 'end' });
   }
 }

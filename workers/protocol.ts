@@ -4,45 +4,68 @@
 /** What the executor hands a worker for one task. */
 export interface WorkerJob {
   taskId: string;
+  /**
+   * Numbers this hand-off, unique in the pool. Every message about the job carries it: a
+   * thread terminated under one attempt may still deliver messages after the next attempt
+   * of the same task has started, and those must not count as the new attempt's.
+   */
+  run: number;
   type: string;
   input: unknown;
-  /** Shared with the main thread: see CancelFlag. */
-  cancelFlag: Int32Array;
+  /** The job's slot in the pool's shared state array (WorkerData.slots): see SlotState. */
+  slot: number;
 }
 
-/** Values of a job's cancel flag (index 0). */
-export const CancelFlag = {
-  running: 0,
-  cancelRequested: 1,
-  /** Set by the worker when the job is over, to release its own waiter. */
-  finished: 2,
+/**
+ * States of a job's slot. The pool allocates one shared Int32Array of slots once, and a
+ * job borrows a slot from the moment it is handed to Piscina until its outcome is back:
+ * no shared memory is allocated per task. Each transition is a compare-and-swap, so the
+ * worker starting a job and the main thread recalling or cancelling it never both win.
+ */
+export const SlotState = {
+  /** Handed to a thread, not started: the thread may still be busy with the previous job. */
+  handed: 0,
+  /** The worker started it (handed → running). */
+  running: 1,
+  /** Cancel or timeout asked for (from handed or running). */
+  cancelRequested: 2,
+  /** The job is over (running → finished), to release the worker's own waiter. */
+  finished: 3,
+  /** Taken back before it started (handed → recalled): the main thread queues it again. */
+  recalled: 4,
 } as const;
 
 export type WorkerErrorCode = 'task_error' | 'invalid_result' | 'invalid_input' | 'cancelled';
 
-/** What a worker returns for one task. It never throws. */
-export type WorkerOutcome =
-  | { ok: true; result: unknown }
-  | { ok: false; error: { code: WorkerErrorCode; message: string } };
-
 /**
- * Messages a worker posts on its parentPort while a task runs. They travel on a different
- * channel than the task's return value, so `end` marks the last one: the main thread waits
- * for it before it publishes the terminal event.
+ * What a worker returns for one job. It never throws. `messages` counts what the worker
+ * posted on its parentPort for this job (`started` and every `progress`): those travel on
+ * another channel than this return value and may arrive after it, so the main thread
+ * publishes the end only once it has received that many.
  */
+export type WorkerOutcome =
+  | { ok: true; result: unknown; messages: number }
+  | { ok: false; error: { code: WorkerErrorCode; message: string }; messages: number }
+  /** Never started: recalled, or cancelled while handed. */
+  | { ok: false; notStarted: true; messages: 0 };
+
+/** Messages a worker posts on its parentPort while a job runs. */
 export type WorkerMessage =
+  | { taskId: string; run: number; kind: 'started' }
   | {
       taskId: string;
+      run: number;
       kind: 'progress';
       value: number | null;
       text: string | null;
       step: number | null;
       total_steps: number | null;
-    }
-  | { taskId: string; kind: 'end' };
+    };
 
 /** Data the pool gives every worker thread at start. */
 export interface WorkerData {
   /** Task type name → module URL whose default export is the task definition. */
   taskModules: Record<string, string>;
+  /** Job slots, shared by every thread of the pool (over a SharedArrayBuffer). */
+  slots: Int32Array;
 }

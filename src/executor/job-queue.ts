@@ -10,8 +10,9 @@ export class JobQueue<T> {
     return this.#heap.length;
   }
 
-  push(item: T, priority: number): void {
-    this.#heap.push({ item, priority, order: this.#nextOrder++ });
+  /** `order` breaks ties within a priority (lower first); by default, arrival order. */
+  push(item: T, priority: number, order: number = this.#nextOrder++): void {
+    this.#heap.push({ item, priority, order });
     this.#up(this.#heap.length - 1);
   }
 

@@ -31,16 +31,30 @@ export interface PiscinaExecutorOptions {
 
 interface Job {
   request: ExecutionRequest;
-  /** Delayed: waiting out a retry's backoff, not yet in the queue. */
-  state: 'delayed' | 'queued' | 'running';
+  /** Submission order, kept when a job handed back goes into the queue again. */
+  order: number;
+  /**
+   * delayed: waiting out a retry's backoff, not yet in the queue. queued: in this class's
+   * queue. handed: given to the runner, waiting for its thread to finish the task before
+   * (still queued, as clients see it). running: started.
+   */
+  state: 'delayed' | 'queued' | 'handed' | 'running';
   /** While delayed: the clock's timer that queues it. */
   delayTimer?: unknown;
+  /** When it was last handed to the runner (performance.now()). */
+  handedAt: number;
 }
+
+/** A handed task still waiting for its thread this long after another ended is moved. */
+const MOVE_WAITING_AFTER_MS = 2;
 
 /**
  * Runs tasks on a Piscina pool, with the backlog held in this process. The backlog lives
- * here, not in Piscina: the runner only ever holds as many tasks as it has threads, and this
- * class can cancel queued tasks without touching a thread.
+ * here, not in Piscina: the runner holds at most two tasks per thread (the running one and
+ * the next, so a thread never waits for this thread between tasks), and this class keeps
+ * the order, priorities and pause, and cancels queued tasks without touching a thread. A
+ * handed task that has not started is taken back when intake pauses or when a task of
+ * higher priority arrives, so neither ever lets a task start out of turn.
  */
 export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements Executor {
   readonly #runner: PiscinaRunner;
@@ -49,8 +63,11 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   readonly #jobs = new Map<string, Job>();
   /** Queued jobs by priority; cancelled ones stay until popped or compacted, then skipped. */
   readonly #queue = new JobQueue<Job>();
+  /** Jobs handed to the runner that have not started. */
+  readonly #handed = new Set<Job>();
   #queued = 0;
   #running = 0;
+  #nextOrder = 0;
   #dispatchScheduled = false;
   #paused = false;
   /** This process is going away: nothing more starts (see stopStarting). */
@@ -58,15 +75,21 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   #closed = false;
   /** What the runner reports about the tasks this executor started. */
   readonly #listener: RunListener = {
+    started: (taskId) => this.#started(taskId),
     progress: (taskId, report) => this.emit('progress', taskId, report),
     finished: (taskId, outcome) => this.#finished(taskId, outcome),
+    returned: (taskId) => {
+      const job = this.#jobs.get(taskId);
+      if (job) this.#requeue(job);
+    },
   };
 
   constructor(options: PiscinaExecutorOptions) {
     super();
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    this.#runner = new PiscinaRunner(options);
+    // A slot coming back from a run its thread skipped may be the only one: dispatch then too.
+    this.#runner = new PiscinaRunner({ ...options, onFree: () => this.#scheduleDispatch() });
   }
 
   submit(request: ExecutionRequest, { force = false, delayMs = 0 }: SubmitOptions = {}): Promise<void> {
@@ -76,7 +99,7 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
     if (!force && this.#queued - free >= this.#options.maxQueue) {
       return Promise.reject(errors.queueFull(this.#options.maxQueue));
     }
-    const job: Job = { request, state: 'queued' };
+    const job: Job = { request, order: this.#nextOrder++, state: 'queued', handedAt: 0 };
     this.#jobs.set(request.taskId, job);
     if (delayMs > 0) {
       job.state = 'delayed';
@@ -93,7 +116,10 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   cancel(taskId: string, reason: CancelReason): Promise<boolean> {
     const job = this.#jobs.get(taskId);
     if (!job) return Promise.resolve(false);
-    if (job.state === 'running') return Promise.resolve(this.#runner.stop(taskId, { kind: 'cancel', reason }));
+    // A handed task that has not started ends at once, through the runner's `finished`.
+    if (job.state === 'running' || job.state === 'handed') {
+      return Promise.resolve(this.#runner.stop(taskId, { kind: 'cancel', reason }));
+    }
     this.#jobs.delete(taskId);
     if (job.state === 'delayed') {
       this.#clock.clearTimeout(job.delayTimer);
@@ -127,11 +153,13 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
 
   stopStarting(): Promise<void> {
     this.#stopped = true;
+    for (const handed of [...this.#handed]) this.#recall(handed);
     return Promise.resolve();
   }
 
   pause(): Promise<void> {
     this.#paused = true;
+    for (const handed of [...this.#handed]) this.#recall(handed);
     return Promise.resolve();
   }
 
@@ -150,15 +178,57 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
 
   #enqueue(job: Job): void {
     job.state = 'queued';
-    this.#queue.push(job, job.request.priority);
+    this.#queue.push(job, job.request.priority, job.order);
     this.#queued++;
+    // A task handed ahead of this one but of lower priority must not start before it.
+    for (const handed of this.#handed) {
+      if (handed.request.priority < job.request.priority && this.#recall(handed)) break;
+    }
     this.#scheduleDispatch();
   }
 
+  #started(taskId: string): void {
+    const job = this.#jobs.get(taskId);
+    if (job?.state !== 'handed') return;
+    this.#handed.delete(job);
+    job.state = 'running';
+    this.#queued--;
+    this.#running++;
+    this.emit('started', taskId, job.request.attempt);
+  }
+
   #finished(taskId: string, outcome: ExecutionOutcome): void {
-    if (!this.#jobs.delete(taskId)) return;
-    this.#running--;
+    const job = this.#jobs.get(taskId);
+    if (!job) return;
+    this.#jobs.delete(taskId);
+    // A handed task cancelled before its thread started it ends as a queued one does.
+    if (job.state === 'handed') {
+      this.#handed.delete(job);
+      this.#queued--;
+    } else {
+      this.#running--;
+    }
     this.emit('finished', taskId, outcome);
+    // A thread may be idle now while a task waits behind a long one on another thread: take
+    // that task back, so the next dispatch hands it to the idle thread.
+    const stale = performance.now() - MOVE_WAITING_AFTER_MS;
+    for (const handed of this.#handed) {
+      if (handed.handedAt < stale && this.#recall(handed)) break;
+    }
+    this.#scheduleDispatch();
+  }
+
+  /** Takes a handed task back into the queue, in its place, if its thread has not started it. */
+  #recall(job: Job): boolean {
+    if (!this.#runner.recall(job.request.taskId)) return false;
+    this.#requeue(job);
+    return true;
+  }
+
+  #requeue(job: Job): void {
+    this.#handed.delete(job);
+    job.state = 'queued';
+    this.#queue.push(job, job.request.priority, job.order);
     this.#scheduleDispatch();
   }
 
@@ -173,14 +243,13 @@ export class PiscinaExecutor extends EventEmitter<ExecutorEventMap> implements E
   }
 
   #dispatch(): void {
-    while (this.#running < this.#options.maxWorkers && !this.#paused && !this.#stopped && !this.#closed) {
+    while (this.#runner.free > 0 && !this.#paused && !this.#stopped && !this.#closed) {
       const job = this.#queue.pop();
       if (!job) return;
-      if (this.#jobs.get(job.request.taskId) !== job) continue; // cancelled while queued
-      this.#queued--;
-      job.state = 'running';
-      this.#running++;
-      this.emit('started', job.request.taskId, job.request.attempt);
+      if (this.#jobs.get(job.request.taskId) !== job || job.state !== 'queued') continue; // cancelled while queued
+      job.state = 'handed';
+      job.handedAt = performance.now();
+      this.#handed.add(job);
       this.#runner.run(job.request, this.#listener);
     }
   }

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import { CancelFlag, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from '../../workers/protocol.ts';
+import { SlotState, type WorkerData, type WorkerJob, type WorkerMessage, type WorkerOutcome } from '../../workers/protocol.ts';
 import type { CancelReason } from '../events.ts';
 import { systemClock, type Clock } from '../reaper.ts';
 import type { ExecutionOutcome, ExecutionRequest, ProgressReport } from './executor.ts';
@@ -20,6 +20,12 @@ export interface PiscinaRunnerOptions {
   logger: Logger;
   /** Runs the timeout of each run; the system clock unless a test drives time. */
   clock?: Clock;
+  /**
+   * A slot came back that no `finished` announced: that of a run recalled, or stopped before
+   * it started, once its thread has skipped it. `free` grew: a caller that hands runs by
+   * `free` must look at its queue again here, or it may wait for an event that never comes.
+   */
+  onFree?: (() => void) | undefined;
 }
 
 /** Why a run is being stopped before it returns. */
@@ -31,46 +37,73 @@ export type StopReason =
 
 /** Receives what one run reports. */
 export interface RunListener {
+  /** The thread started the task; its timeout counts from here. Before any `progress`. */
+  started?(taskId: string): void;
   progress(taskId: string, report: ProgressReport): void;
-  /** Exactly once per run, after its last `progress`. */
+  /** Exactly once per run, after its last `progress`, unless the run is recalled or returned. */
   finished(taskId: string, outcome: ExecutionOutcome): void;
+  /**
+   * The run never started and is given back (its thread died while busy with the task
+   * before it): queue it again. Without this, such a run finishes as `worker_crashed`.
+   */
+  returned?(taskId: string): void;
 }
 
+/** Hand-offs per thread: the running task and the next one. */
+export const RUNS_PER_THREAD = 2;
+
 interface Run {
+  /** This hand-off's number (WorkerJob.run): the messages of an earlier attempt do not carry it. */
+  number: number;
   request: ExecutionRequest;
   listener: RunListener;
-  cancelFlag: Int32Array;
+  /** The run's slot in the shared state array: see SlotState. */
+  slot: number;
   abort: AbortController;
+  /** The worker's `started` message arrived. */
+  started: boolean;
   stop?: StopReason;
-  timeoutTimer: unknown;
+  timeoutTimer?: unknown;
   graceTimer?: NodeJS.Timeout;
-  /** The worker's return value; published only once `endSeen`. */
+  /** The worker's return value; published only once all the messages it counts arrived. */
   outcome?: WorkerOutcome;
-  /** The worker's end marker arrived: no progress is still in flight. */
-  endSeen: boolean;
+  /** Messages received for this run (`started` and `progress`). */
+  received: number;
 }
 
 const tsxLoader = () => pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 /**
- * Runs one task at a time per thread of a Piscina pool: hands the input to a worker, relays
- * its progress, counts the timeout from the start, stops it cooperatively then by killing
- * its thread, and turns whatever happened into exactly one outcome. It holds no backlog:
- * callers (an in-process queue, or a BullMQ worker) start at most `maxWorkers` runs at once,
- * which keeps Piscina's own queue (slow with abort signals) empty.
+ * Runs tasks on the threads of a Piscina pool: hands the input to a worker, relays its
+ * progress, counts the timeout from the start, stops it cooperatively then by killing its
+ * thread, and turns whatever happened into exactly one outcome. It holds no backlog.
+ *
+ * A thread takes up to two runs: the one it runs and the next, so it goes straight from one
+ * task to the next without waiting for the main thread (callers that want that hand it up
+ * to `free` runs; those that keep to `maxWorkers` runs see each start at once). A run handed
+ * to a busy thread has not started: `recall` takes it back, and a cancel ends it at once.
+ * Cancellation uses one shared array of slots allocated with the pool, not memory per task.
  */
 export class PiscinaRunner {
   readonly #pool: Piscina;
   readonly #options: PiscinaRunnerOptions;
   readonly #clock: Clock;
-  /** Runs in progress, by task id. */
+  /** Runs handed to a thread and not finished, by task id. */
   readonly #runs = new Map<string, Run>();
+  readonly #slots: Int32Array;
+  readonly #freeSlots: number[];
+  #nextRunNumber = 0;
+  /** Runs taken back or stopped before they started, still with Piscina: their threads will skip them. */
+  #skipping = 0;
   #closed = false;
 
   constructor(options: PiscinaRunnerOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    const workerData: WorkerData = { taskModules: options.taskModules };
+    const slotCount = RUNS_PER_THREAD * options.maxWorkers;
+    this.#slots = new Int32Array(new SharedArrayBuffer(4 * slotCount));
+    this.#freeSlots = Array.from({ length: slotCount }, (_, index) => slotCount - 1 - index);
+    const workerData: WorkerData = { taskModules: options.taskModules, slots: this.#slots };
     // Node 20 cannot load a .ts worker or a .ts task module by itself: give the thread tsx
     // unless it inherits it.
     const typeScript = [options.workerUrl.href, ...Object.values(options.taskModules)].some((url) => /\.[cm]?ts$/.test(url));
@@ -80,7 +113,19 @@ export class PiscinaRunner {
       minThreads: options.maxWorkers,
       maxThreads: options.maxWorkers,
       idleTimeout: 60_000,
-      concurrentTasksPerWorker: 1,
+      concurrentTasksPerWorker: RUNS_PER_THREAD,
+      // Piscina's own balancer never gives a second task with an abort signal to a busy
+      // thread; this one does, preferring an idle thread. The worker runs them one by one.
+      loadBalancer: (_task, workers) => {
+        let candidate: (typeof workers)[number] | null = null;
+        for (const worker of workers) {
+          if (worker.currentUsage === 0) return worker;
+          if (worker.currentUsage < RUNS_PER_THREAD && (!candidate || worker.currentUsage < candidate.currentUsage)) {
+            candidate = worker;
+          }
+        }
+        return candidate;
+      },
       workerData,
       // A thread past its limit is terminated: its task fails as worker_crashed, the pool replaces it.
       ...(options.workerMaxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.workerMaxHeapMb } }),
@@ -91,9 +136,14 @@ export class PiscinaRunner {
     this.#pool.on('error', (error: unknown) => options.logger.error({ err: error }, 'worker pool error'));
   }
 
-  /** Runs in progress. */
+  /** Runs handed and not finished (started or waiting for their thread). */
   get running(): number {
     return this.#runs.size;
+  }
+
+  /** Runs that may be handed now. */
+  get free(): number {
+    return this.#freeSlots.length;
   }
 
   has(taskId: string): boolean {
@@ -101,48 +151,45 @@ export class PiscinaRunner {
   }
 
   /**
-   * Starts a task on a thread now. The timeout counts from here: queue time is not run time.
-   * The caller keeps runs at or below `maxWorkers` and never runs one task twice at once.
+   * Hands a task to a thread: it starts at once on an idle thread, or right after the task
+   * its thread is running. The caller hands at most `free` runs and never one task twice.
    */
   run(request: ExecutionRequest, listener: RunListener): void {
-    const run: Run = {
-      request,
-      listener,
-      cancelFlag: new Int32Array(new SharedArrayBuffer(4)),
-      abort: new AbortController(),
-      timeoutTimer: this.#clock.setTimeout(
-        () => this.stop(request.taskId, { kind: 'timeout', timeoutMs: request.timeoutMs }),
-        request.timeoutMs,
-      ),
-      endSeen: false,
-    };
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined) throw new Error('PiscinaRunner.run: no free thread (check `free` first)');
+    Atomics.store(this.#slots, slot, SlotState.handed);
+    // Fewer runs than threads, counting those still to be skipped: a thread is idle (the
+    // balancer prefers it), so the task starts now, as far as anyone can tell; its `started`
+    // message will add nothing.
+    const idleThread = this.#runs.size + this.#skipping < this.#options.maxWorkers;
+    const number = this.#nextRunNumber++;
+    const run: Run = { number, request, listener, slot, abort: new AbortController(), started: false, received: 0 };
     this.#runs.set(request.taskId, run);
-    const payload: WorkerJob = {
-      taskId: request.taskId,
-      type: request.type,
-      input: request.input,
-      cancelFlag: run.cancelFlag,
-    };
+    const payload: WorkerJob = { taskId: request.taskId, run: number, type: request.type, input: request.input, slot };
     this.#pool.run(payload, { signal: run.abort.signal }).then(
-      (outcome: WorkerOutcome) => {
-        run.outcome = outcome;
-        if (run.endSeen) this.#finish(run);
-      },
-      (error: unknown) => {
-        // Either we terminated the thread, or the thread died.
-        if (!run.abort.signal.aborted) {
-          this.#options.logger.warn({ err: error, taskId: request.taskId }, 'worker thread died');
-        }
-        this.#finish(run, run.abort.signal.aborted ? undefined : error);
-      },
+      (outcome: WorkerOutcome) => this.#onOutcome(run, outcome),
+      (error: unknown) => this.#onRunFailed(run, error),
     );
+    if (idleThread) this.#onStarted(run);
+  }
+
+  /**
+   * Takes back a run that is waiting for its busy thread; no listener hears of it again.
+   * False if it started (or is not here).
+   */
+  recall(taskId: string): boolean {
+    const run = this.#runs.get(taskId);
+    if (!run || run.started || !this.#takeBack(run, SlotState.recalled)) return false;
+    this.#runs.delete(taskId);
+    this.#skipping++;
+    return true;
   }
 
   /**
    * Cancel or timeout: asks the task through shared memory, then terminates its thread after
-   * the grace period. `lost` terminates at once. The first stop decides the outcome, except
-   * that a cancel outranks a timeout already under way: the run then ends cancelled.
-   * Returns false if the task is not running here.
+   * the grace period. `lost` terminates at once. A run not yet started ends at once. The
+   * first stop decides the outcome, except that a cancel outranks a timeout already under
+   * way: the run then ends cancelled. Returns false if the task is not running here.
    */
   stop(taskId: string, stop: StopReason): boolean {
     const run = this.#runs.get(taskId);
@@ -154,13 +201,19 @@ export class PiscinaRunner {
     }
     run.stop ??= stop;
     this.#clock.clearTimeout(run.timeoutTimer);
+    if (this.#takeBack(run, SlotState.cancelRequested)) {
+      // Its thread will skip it; the slot comes back with that answer.
+      this.#skipping++;
+      this.#finish(run);
+      return true;
+    }
     if (stop.kind === 'lost') {
       clearTimeout(run.graceTimer);
       run.abort.abort();
       return true;
     }
-    Atomics.store(run.cancelFlag, 0, CancelFlag.cancelRequested);
-    Atomics.notify(run.cancelFlag, 0);
+    Atomics.store(this.#slots, run.slot, SlotState.cancelRequested);
+    Atomics.notify(this.#slots, run.slot);
     // Piscina terminates the thread on abort: no finally runs in the worker.
     run.graceTimer = setTimeout(() => run.abort.abort(), this.#options.cancelGraceMs);
     return true;
@@ -178,25 +231,92 @@ export class PiscinaRunner {
     await this.#pool.destroy();
   }
 
+  /** Marks a run's slot `to` if its thread has not started it; false if it has. */
+  #takeBack(run: Run, to: number): boolean {
+    return Atomics.compareExchange(this.#slots, run.slot, SlotState.handed, to) === SlotState.handed;
+  }
+
+  #onStarted(run: Run): void {
+    run.started = true;
+    const { taskId, timeoutMs } = run.request;
+    run.listener.started?.(taskId);
+    // The timeout counts from here: queue time, and time waiting for the thread, is not run
+    // time. A stop asked for while the start was on its way is already under way.
+    if (!run.stop) run.timeoutTimer = this.#clock.setTimeout(() => this.stop(taskId, { kind: 'timeout', timeoutMs }), timeoutMs);
+  }
+
   #onMessage(message: WorkerMessage): void {
     const run = this.#runs.get(message.taskId);
-    if (!run) return;
-    if (message.kind === 'progress') {
+    // Piscina rejects a run as soon as it aborts it, but the terminated thread still delivers
+    // what it had posted (Node drains a worker's port when it exits), possibly once the next
+    // attempt of the task runs here: counted as that attempt's, they would push its count
+    // past the one its outcome gives, and it would never finish.
+    if (!run || run.number !== message.run) return;
+    run.received++;
+    if (message.kind === 'started') {
+      if (!run.started) this.#onStarted(run);
+    } else {
       const { value, text, step, total_steps } = message;
       run.listener.progress(message.taskId, { value, text, step, total_steps });
-    } else if (message.kind === 'end') {
-      run.endSeen = true;
-      if (run.outcome) this.#finish(run);
     }
+    if (run.outcome && run.received === run.outcome.messages) this.#finish(run);
+  }
+
+  #onOutcome(run: Run, outcome: WorkerOutcome): void {
+    if (this.#runs.get(run.request.taskId) !== run) {
+      // Recalled, or ended before it started: the thread skipped it and gives the slot back.
+      if (!this.#closed) this.#skipped(run);
+      return;
+    }
+    run.outcome = outcome;
+    if (run.received === outcome.messages) this.#finish(run);
+  }
+
+  #onRunFailed(run: Run, error: unknown): void {
+    if (this.#runs.get(run.request.taskId) !== run) {
+      if (!this.#closed) this.#skipped(run);
+      return;
+    }
+    if (!run.started && this.#takeBack(run, SlotState.recalled)) {
+      // Its thread died (or was terminated for the task before it) before starting it.
+      this.#runs.delete(run.request.taskId);
+      this.#freeSlots.push(run.slot);
+      if (run.listener.returned) {
+        run.listener.returned(run.request.taskId);
+        return;
+      }
+      this.#report(run, error);
+      return;
+    }
+    // Either we terminated the thread, or the thread died.
+    if (!run.abort.signal.aborted) {
+      this.#options.logger.warn({ err: error, taskId: run.request.taskId }, 'worker thread died');
+    }
+    // It had started, but the thread died before its `started` message came through.
+    if (!run.started) this.#onStarted(run);
+    this.#finish(run, run.abort.signal.aborted ? undefined : (error ?? new Error('thread ended')));
+  }
+
+  /** A run recalled or stopped before it started is back from its thread: its slot is free. */
+  #skipped(run: Run): void {
+    this.#skipping--;
+    this.#freeSlots.push(run.slot);
+    this.#options.onFree?.();
   }
 
   #finish(run: Run, crash?: unknown): void {
     const { taskId } = run.request;
     if (this.#runs.get(taskId) !== run) return;
     this.#runs.delete(taskId);
+    // The slot is free once the thread is done with it: at once, unless a skip is on its way.
+    if (run.outcome || run.abort.signal.aborted || crash !== undefined) this.#freeSlots.push(run.slot);
+    this.#report(run, crash);
+  }
+
+  #report(run: Run, crash: unknown): void {
     this.#clock.clearTimeout(run.timeoutTimer);
     clearTimeout(run.graceTimer);
-    run.listener.finished(taskId, outcomeOf(run, crash));
+    run.listener.finished(run.request.taskId, outcomeOf(run, crash));
   }
 }
 
@@ -212,11 +332,11 @@ function outcomeOf(run: Run, crash: unknown): ExecutionOutcome {
   if (run.stop?.kind === 'lost') {
     return { status: 'failed', error: { code: 'worker_lost', message: 'The task was taken from this instance' } };
   }
-  if (crash !== undefined || !run.outcome) {
+  const outcome = run.outcome;
+  if (crash !== undefined || !outcome || 'notStarted' in outcome) {
     const detail = crash instanceof Error ? `: ${crash.message}` : '';
     return { status: 'failed', error: { code: 'worker_crashed', message: `The worker thread died${detail}` } };
   }
-  const outcome = run.outcome;
   if (outcome.ok) return { status: 'completed', result: outcome.result };
   // A task that aborts itself without being cancelled has simply failed.
   const code = outcome.error.code === 'cancelled' ? 'task_error' : outcome.error.code;

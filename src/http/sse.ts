@@ -10,6 +10,9 @@ export const SSE_HEADERS = {
   connection: 'keep-alive',
 } as const;
 
+/** Frames gathered in a tick go out at once past this many characters (a socket write's worth). */
+const FLUSH_AT_CHARS = 16 * 1024;
+
 const taskFrames = new WeakMap<LoggedEvent, string>();
 const multiplexedFrames = new WeakMap<LoggedEvent, string>();
 
@@ -67,6 +70,11 @@ export class SseStream {
   #endAfterBacklog = false;
   #closed = false;
   #onClose: (() => void) | undefined;
+  /**
+   * Frames written this tick, sent as one chunk when the hub flushes (at the end of the
+   * tick): a stream that carries several events in one tick costs one socket write.
+   */
+  #out = '';
 
   constructor(response: ServerResponse, hub: SseHub, owner: string | undefined) {
     this.#response = response;
@@ -88,7 +96,7 @@ export class SseStream {
       if (this.#backlogLiveBytes > this.#hub.options.maxBufferedBytes) this.#cut();
       return;
     }
-    if (coalescable && this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
+    if (coalescable && this.#unsent() > this.#hub.options.coalesceAboveBytes) {
       if (!this.#pending) {
         this.#pending = new Map();
         this.#response.on('drain', () => this.#flushPending());
@@ -130,9 +138,13 @@ export class SseStream {
   #pump(): void {
     const backlog = this.#backlog;
     while (backlog && !this.#closed && this.#backlogNext < backlog.length) {
-      if (this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
-        this.#response.once('drain', () => this.#pump());
-        return;
+      if (this.#unsent() > this.#hub.options.coalesceAboveBytes) {
+        this.flush();
+        // Past the threshold Node's buffer is over its high-water mark, so 'drain' will come.
+        if (this.#response.writableLength > this.#hub.options.coalesceAboveBytes) {
+          this.#response.once('drain', () => this.#pump());
+          return;
+        }
       }
       const step = backlog[this.#backlogNext];
       backlog[this.#backlogNext++] = undefined;
@@ -150,9 +162,30 @@ export class SseStream {
 
   write(chunk: string): void {
     if (this.#closed) return;
-    this.#response.write(chunk);
+    if (this.#out === '' && this.#response.writableLength > 0) {
+      // Behind already: Node queues the chunk behind what the socket has not taken, at no
+      // system call, so there is nothing to gather.
+      this.#response.write(chunk);
+    } else {
+      if (this.#out === '') this.#hub._flushSoon(this);
+      this.#out += chunk;
+      if (this.#out.length >= FLUSH_AT_CHARS) this.flush();
+    }
     // The client stopped reading: drop it rather than buffer without bound.
-    if (this.#response.writableLength > this.#hub.options.maxBufferedBytes) this.#cut();
+    if (this.#unsent() > this.#hub.options.maxBufferedBytes) this.#cut();
+  }
+
+  /** Sends the frames gathered so far. */
+  flush(): void {
+    if (this.#closed || this.#out === '') return;
+    const out = this.#out;
+    this.#out = '';
+    this.#response.write(out);
+  }
+
+  /** Bytes not yet taken by the socket: this tick's frames and Node's own buffer. */
+  #unsent(): number {
+    return this.#out.length + this.#response.writableLength;
   }
 
   #cut(): void {
@@ -168,7 +201,9 @@ export class SseStream {
       return;
     }
     this.#flushPending();
-    this.#response.end();
+    const out = this.#out;
+    this.#out = '';
+    this.#response.end(out);
     this.#cleanup();
   }
 
@@ -187,6 +222,7 @@ export class SseStream {
   #cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#out = '';
     this.#pending?.clear();
     this.#backlog = undefined;
     this.#hub._remove(this);
@@ -208,6 +244,8 @@ export class SseHub {
   #longPolls = 0;
   readonly #longPollsPerOwner = new Map<string, number>();
   readonly #heartbeat: NodeJS.Timeout;
+  /** Streams with frames written this tick; flushed together once the tick's work is done. */
+  #dirty: SseStream[] = [];
 
   constructor(options: SseHubOptions) {
     this.options = options;
@@ -278,6 +316,16 @@ export class SseHub {
   close(): void {
     clearInterval(this.#heartbeat);
     this.endAll();
+  }
+
+  _flushSoon(stream: SseStream): void {
+    if (this.#dirty.push(stream) === 1) setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (const stream of dirty) stream.flush();
   }
 
   _remove(stream: SseStream): void {

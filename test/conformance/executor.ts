@@ -135,6 +135,38 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       expect(seen.outcome(task.taskId)).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
     });
 
+    it('runs the next attempt of a task whose thread was ended mid-flood with only its own progress, to its end', async () => {
+      const { executor, seen } = await open({ cancelGraceMs: 50 });
+      // Both threads load flood first, so the timeout below runs out while it floods.
+      const warmUps = [request('flood', { count: 1 }), request('flood', { count: 1 })];
+      for (const warmUp of warmUps) await executor.submit(warmUp);
+      await until(() => warmUps.every((warmUp) => seen.ended(warmUp.taskId)), 'the threads to load flood', WAIT_MS);
+      // flood never looks at its signal: the timeout ends its thread while progress it
+      // already posted is still on its way to this thread.
+      const first = request('flood', { count: 1_000_000 }, { timeoutMs: 100 });
+      const second: ExecutionRequest = { ...request('sample', { steps: 2, step_ms: 0 }), taskId: first.taskId, attempt: 2 };
+      // As the service does for a retry without backoff: the next attempt goes in at once.
+      let retried: Promise<void> | undefined;
+      executor.on('finished', (taskId) => {
+        if (taskId === first.taskId) retried ??= executor.submit(second, { force: true });
+      });
+      await executor.submit(first);
+      await until(() => retried !== undefined, 'the first attempt to time out', WAIT_MS);
+      await retried;
+      const finishes = () => seen.of(first.taskId).filter((entry) => entry.kind === 'finished');
+      await until(() => finishes().length === 2, 'the second attempt to finish', WAIT_MS);
+
+      expect(finishes().map((entry) => entry.kind === 'finished' && entry.outcome)).toEqual([
+        expect.objectContaining({ status: 'failed', error: expect.objectContaining({ code: 'timeout' }) }),
+        { status: 'completed', result: { steps_completed: 2 } },
+      ]);
+      const events = seen.of(first.taskId);
+      const secondStart = events.findIndex((entry) => entry.kind === 'started' && entry.attempt === 2);
+      expect(events.slice(0, secondStart).filter((entry) => entry.kind === 'progress').length).toBeGreaterThan(0);
+      const afterStart = events.slice(secondStart + 1);
+      expect(afterStart.map((entry) => (entry.kind === 'progress' ? entry.progress.step : entry.kind))).toEqual([1, 2, 'finished']);
+    });
+
     it('cancels a queued task at once, before cancel() resolves; it never starts', async () => {
       const { executor, seen } = await open({ maxWorkers: 1 });
       const blocker = request('block', { progress: 1 });
@@ -167,6 +199,32 @@ export function executorConformance(name: string, makeExecutor: (limits: Executo
       await executor.submit(next);
       await until(() => seen.ended(next.taskId), 'a task after the ended thread', WAIT_MS);
       expect(seen.outcome(next.taskId)).toMatchObject({ status: 'completed' });
+    });
+
+    it('starts a task queued behind tasks cancelled while they waited for a fresh thread', async () => {
+      const { executor, seen } = await open({ maxWorkers: 1, cancelGraceMs: 100 });
+      const stubborn = request('ignore_cancel', {});
+      await executor.submit(stubborn);
+      await until(() => seen.kinds(stubborn.taskId).includes('progress'), 'the stubborn task to run', WAIT_MS);
+      const waiting = [request('sample', { steps: 1, step_ms: 0 }), request('sample', { steps: 1, step_ms: 0 })];
+      for (const task of waiting) await executor.submit(task);
+      const last = request('sample', { steps: 1, step_ms: 0 });
+      // Once the stubborn task's thread is ended, both waiting tasks wait for its replacement,
+      // which takes a while to start: cancel them then, and queue one more task behind them.
+      let submitted: Promise<unknown> | undefined;
+      executor.on('finished', (taskId) => {
+        if (taskId !== stubborn.taskId) return;
+        setImmediate(() => {
+          submitted = Promise.all([...waiting.map((task) => executor.cancel(task.taskId, 'requested')), executor.submit(last)]);
+        });
+      });
+      expect(await executor.cancel(stubborn.taskId, 'requested')).toBe(true);
+      await until(() => submitted !== undefined, 'the stubborn task to end', WAIT_MS);
+      await submitted;
+
+      await until(() => seen.ended(last.taskId), 'the task queued behind the cancelled ones to finish', WAIT_MS);
+      expect(seen.outcome(last.taskId)).toEqual({ status: 'completed', result: { steps_completed: 1 } });
+      for (const task of waiting) expect(seen.outcome(task.taskId)).toEqual({ status: 'cancelled', reason: 'requested' });
     });
 
     it('lists the tasks it holds: running here, and waiting in a queue only it holds', async () => {

@@ -33,7 +33,8 @@ export default defineTask({
     // Count 2 separately, then sieve odd numbers in [3, limit) one segment at a time.
     let count = limit > 2 ? 1 : 0;
     const base = basePrimes(Math.floor(Math.sqrt(limit)) + 1);
-    const segment = new Uint8Array(SEGMENT_SIZE);
+    // Sized to the range when that is smaller: a small limit allocates a few bytes, not 256 KiB.
+    const segment = new Uint8Array(Math.min(SEGMENT_SIZE, Math.ceil(limit / 2)));
     const progressEvery = Math.max(1, Math.floor((limit - 3) / PROGRESS_UPDATES));
     let nextProgressAt = 3 + progressEvery;
 
