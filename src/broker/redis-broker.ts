@@ -219,8 +219,9 @@ export class RedisBroker implements Broker {
       }
       let ended = false;
       const last = lastEntries[0];
-      // "Live only" (a seq past any real one): what is already logged counts as had.
-      if (last && bySeq && after.seq >= Number.MAX_SAFE_INTEGER) local.lastSeq = positionOf(last[0]);
+      // "Live only" (a seq past any real one): what is already logged counts as had, and
+      // nothing logged yet means every event to come is new.
+      if (bySeq && after.seq >= Number.MAX_SAFE_INTEGER) local.lastSeq = last ? positionOf(last[0]) : 0;
       if (last) {
         const terminal = fieldOf(last[1], 'e') === '1';
         ended = terminal && (bySeq ? positionOf(last[0]) <= after.seq : Number(fieldOf(last[1], 'p')) <= after.position);

@@ -200,6 +200,18 @@ export function brokerConformance(
       subscription.unsubscribe();
     });
 
+    it('delivers the first events of a task with no events yet to a live-only subscriber (a long poll)', async () => {
+      const taskId = uuidv7();
+      const { subscriber, delivered } = recorder();
+      const subscription = await broker.subscribe(taskId, { seq: Number.MAX_SAFE_INTEGER }, subscriber);
+      expect(subscription.history).toEqual([]);
+      expect(subscription.ended).toBe(false);
+      await publishAll([started(taskId), completed(taskId)]);
+      await until(() => delivered.length === 2, 'the first two events');
+      expect(seqs(delivered)).toEqual([1, 2]);
+      subscription.unsubscribe();
+    });
+
     it('thins a task\'s progress to the newest, keeping every lifecycle event, with seqs still in order', async () => {
       await open({ progressHistory: 5, globalHistory: 1000 });
       const taskId = uuidv7();
