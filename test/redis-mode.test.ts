@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config.ts';
-import { expectProblem, Harness, json, post } from './helpers/harness.ts';
+import { expectProblem, Harness, hasType, json, post, touch } from './helpers/harness.ts';
 import { deleteKeys, keysOf, openRedis, RedisProxy, testPrefix } from './helpers/redis.ts';
 import { startTestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
@@ -100,8 +100,10 @@ describe('Redis mode, one instance', () => {
     proxies.push(proxy);
     const server = await harness.serve({ REDIS_URL: proxy.url }, { mode: 'redis' });
     expect((await server.api('/readyz')).status).toBe(200);
-    const task = await server.create({ type: 'gate', input: { dir: harness.dir() } });
+    const dir = harness.dir();
+    const task = await server.create({ type: 'gate', input: { dir } });
     const stream = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
+    await stream.waitFor(hasType('task_started'), 'the accepted task to start');
 
     await proxy.cut();
     const refused = await post(server, '/api/tasks', { type: 'sample', input: { steps: 1 } });
@@ -115,6 +117,15 @@ describe('Redis mode, one instance', () => {
     await proxy.restore();
     await until(async () => (await server.api('/readyz')).status === 200, '/readyz to turn 200 again', 15_000);
     expect((await json(await server.api(`/api/tasks/${task.task_id}`))).task_id).toBe(task.task_id);
+    // The task accepted before the outage is not lost: it runs on to its end.
+    const resumed = await SseClient.connect(`${server.url}/api/tasks/${task.task_id}/events`, { 'last-event-id': stream.events.at(-1)!.id! });
+    try {
+      touch(dir, 'open');
+      await withTimeout(resumed.ended, 'the accepted task to end');
+      expect(resumed.events.map((event) => event.event)).toEqual(['task_completed']);
+    } finally {
+      resumed.close();
+    }
     const later = await server.create({ type: 'sample', input: { steps: 1, step_ms: 1 } });
     const client = await SseClient.connect(`${server.url}/api/tasks/${later.task_id}/events`);
     try {
