@@ -5,7 +5,7 @@
 // each. Redis commands per task come from INFO stats at the window's edges (every client of
 // the Redis counts, so the figure is only meaningful on a Redis nothing else uses).
 import { Redis } from 'ioredis';
-import { closeAll, startBullmqClient, startBullmqWorker, startTaskLoop, startTaskstream, type RunOptions } from '../lib/children.ts';
+import { closeAll, profiled, startBullmqClient, startBullmqWorker, startTaskLoop, startTaskstream, type RunOptions } from '../lib/children.ts';
 
 export interface RedisModeSettings {
   clients: number;
@@ -71,7 +71,7 @@ export async function measureRedisMode(run: RunOptions, settings: RedisModeSetti
     await ours(1, firstRunMs);
     for (let trial = 0; trial < trials; trial++) {
       run.log(`Redis mode, one instance, trial ${trial + 1}`);
-      result.one.push(await ours(1, measureMs));
+      result.one.push(await profiled(run, instances[0]!, `redis-mode-one-${trial + 1}`, () => ours(1, measureMs)));
       result.bullmq.push(await theirs(measureMs));
     }
     await peer.client.call('cleanup', undefined, 30_000);
