@@ -11,7 +11,8 @@ const run = promisify(execFile);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 /** What the repository would publish, built in a copy so no other test's dist/ is touched. */
-const SOURCES = ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'tsconfig.build.json', 'src', 'workers', 'client', 'web', 'scripts'];
+/** What a checkout holds that the build and the package need. */
+export const SOURCES = ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'tsconfig.build.json', 'src', 'workers', 'client', 'web', 'scripts'];
 
 export interface PackedProject {
   /** The temporary project the tarball was installed into. */
