@@ -103,7 +103,8 @@ describe('Redis mode, one instance', () => {
     const dir = harness.dir();
     const task = await server.create({ type: 'gate', input: { dir } });
     const stream = await harness.connect(server, `/api/tasks/${task.task_id}/events`);
-    await stream.waitFor(hasType('task_started'), 'the accepted task to start');
+    // The gate reports its step 0 once started: after that, it only waits.
+    await stream.waitFor(hasType('progress_update'), 'the accepted task to start and report');
 
     await proxy.cut();
     const refused = await post(server, '/api/tasks', { type: 'sample', input: { steps: 1 } });
