@@ -140,7 +140,16 @@ export interface ConsumerProcess {
 
 /** Starts a command in the consumer project and waits for it to print its URL. */
 export async function startConsumer(dir: string, command: string, args: readonly string[]): Promise<ConsumerProcess> {
-  const child = spawn(command, args, { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: npx (or a shell) starts the service as a child of its own, and
+  // stopping the group reaches that child too, so no service outlives the test.
+  const child = spawn(command, args, { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // the group is gone
+    }
+  };
   let stderr = '';
   let buffered = '';
   let onUrl: (url: string) => void;
@@ -160,17 +169,23 @@ export async function startConsumer(dir: string, command: string, args: readonly
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  const url = await withTimeout(
-    Promise.race([found, exited.then((code) => Promise.reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${stderr}`)))]),
-    `${args.join(' ')} to print its URL`,
-    30_000,
-  );
+  let url: string;
+  try {
+    url = await withTimeout(
+      Promise.race([found, exited.then((code) => Promise.reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${stderr}`)))]),
+      `${args.join(' ')} to print its URL`,
+      30_000,
+    );
+  } catch (error) {
+    signalGroup('SIGKILL');
+    throw error;
+  }
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    return withTimeout(exited, `${args.join(' ')} to exit`, 15_000).catch(() => {
-      child.kill('SIGKILL');
-      return 'killed';
-    });
+    if (child.exitCode === null && child.signalCode === null) signalGroup('SIGTERM');
+    const how = await withTimeout(exited, `${args.join(' ')} to exit`, 15_000).catch(() => 'killed' as const);
+    // Whatever is left of the group (a service that ignored SIGTERM) goes now.
+    signalGroup('SIGKILL');
+    return how;
   };
   return { child, url, stderr: () => stderr, exited, stop };
 }
