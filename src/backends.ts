@@ -107,6 +107,14 @@ async function createRedisBackends(url: string, config: Config, options: Backend
     for (const redis of connections) redis.disconnect();
     throw refuse('cannot connect to Redis', error);
   }
+  // ioredis carries on in database 0 when the URL's database does not exist: refuse instead.
+  const database = Number(new URL(url).pathname.slice(1) || 0);
+  const reply = await connections[0].call('CLIENT', 'INFO').catch(() => undefined);
+  const selected = /\bdb=(\d+)/.exec(String(reply ?? ''))?.[1];
+  if (selected !== undefined && Number(selected) !== database) {
+    for (const redis of connections) redis.disconnect();
+    throw new ConfigError(`REDIS_URL=${JSON.stringify(redacted(url))}: database ${database} does not exist on this Redis`);
+  }
   const store = new RedisTaskStore({ redis: connections[0], prefix, ownConnection: true });
   const broker = new RedisBroker({
     redis: connections[1],

@@ -65,7 +65,7 @@ export const EnvSchema = z.object({
     .describe("Heap limit of each worker thread in MiB; a task past it fails with worker_crashed. V8's default when unset"),
   REDIS_URL: z
     .string()
-    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+    .refine(isRedisUrl, 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379, with an optional database number (redis://127.0.0.1:6379/0)')
     .default('')
     .describe('Redis mode: every instance with the same REDIS_URL and REDIS_PREFIX is one service; in-memory, one process, when empty'),
   REDIS_PREFIX: z
@@ -83,7 +83,8 @@ function isRedisUrl(value: string): boolean {
   if (value === '') return true;
   try {
     const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+    // The path, if any, is the database number: /0, /1, …
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d*)?$/.test(url.pathname);
   } catch {
     return false;
   }

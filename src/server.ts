@@ -159,12 +159,18 @@ export async function startTaskstream(config: Config, options: TaskstreamOptions
   }).catch(async (error: unknown) => {
     // Nothing is left half-started: a port in use also stops the workers.
     await core.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      const why = code === 'EADDRINUSE' ? 'is already in use' : 'may not be used by this user';
+      throw new ConfigError(`PORT=${config.port} (HOST=${config.host}): the address ${why}`);
+    }
     throw error;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
-  logger.info({ url: `http://${host}:${address.port}`, maxWorkers: config.maxWorkers }, 'listening');
+  const mode = config.redisUrl === undefined ? { mode: 'embedded' } : { mode: 'redis', redisPrefix: config.redisPrefix };
+  logger.info({ url: `http://${host}:${address.port}`, maxWorkers: config.maxWorkers, ...mode }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -156,6 +157,8 @@ describe('loadConfig', () => {
     ['REDIS_URL', '127.0.0.1:6379'],
     ['REDIS_URL', 'http://127.0.0.1:6379'],
     ['REDIS_URL', 'redis://'],
+    ['REDIS_URL', 'redis://127.0.0.1:6379/abc'],
+    ['REDIS_URL', 'redis://127.0.0.1:6379/0/x'],
     ['REDIS_PREFIX', 'two words'],
     ['REDIS_PREFIX', 'a*'],
   ])('refuses %s=%s naming the variable', (name, value) => {
@@ -200,6 +203,22 @@ describe('the real entry point with a bad value', () => {
     expect(typeof code === 'number' && code !== 0, `exit ${code}`).toBe(true);
     expect(stderr).toContain('REDIS_URL');
     expect(stdout).not.toContain('listening');
+  });
+
+  it('exits 2 naming PORT, without a stack trace, when the port is already in use', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const { code, stdout, stderr } = await runMain({ PORT: String(port) });
+      expect(code).toBe(2);
+      expect(stderr).toContain(`PORT=${port}`);
+      expect(stderr).toContain('already in use');
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(stdout).not.toContain('"msg":"listening"');
+    } finally {
+      taken.close();
+    }
   });
 
   it('names each bad variable when several are wrong', async () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config.ts';
 import { expectProblem, Harness, hasType, json, post, touch } from './helpers/harness.ts';
-import { deleteKeys, keysOf, openRedis, RedisProxy, testPrefix } from './helpers/redis.ts';
+import { deleteKeys, keysOf, openRedis, RedisProxy, TEST_REDIS_URL, testPrefix } from './helpers/redis.ts';
 import { startTestServer } from './helpers/server.ts';
 import { SseClient } from './helpers/sse.ts';
 import { until, withTimeout } from './helpers/timeout.ts';
@@ -93,6 +93,12 @@ describe('Redis mode, one instance', () => {
     const failure = await startTestServer({ REDIS_URL: proxy.url }, { mode: 'redis' }).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(ConfigError);
     expect((failure as Error).message).toContain('REDIS_URL=');
+  });
+
+  it('refuses to start when the database of REDIS_URL does not exist, rather than using database 0', async () => {
+    const failure = await startTestServer({ REDIS_URL: `${TEST_REDIS_URL}/4000` }, { mode: 'redis' }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as Error).message).toContain('database 4000 does not exist');
   });
 
   it('answers 503 backend_unavailable while Redis is away, ends open streams, and carries on when it is back', async () => {
