@@ -34,7 +34,12 @@ export interface ClientOptions extends Omit<FetchClientOptions, 'baseUrl'> {
   maxReconnects?: number;
 }
 
-export type TaskstreamClient = Client<paths> & {
+/**
+ * `Paths` is the service's API as openapi-typescript generates it: this package's own
+ * (the built-in example task types) by default, or yours, generated from
+ * `npx taskstream openapi --tasks ./tasks`, so request bodies name your task types.
+ */
+export type TaskstreamClient<Paths extends {} = paths> = Client<Paths> & {
   /**
    * A task's events, typed, over SSE: the retained history then live events, ending after
    * the terminal event. A dropped connection is resumed with `Last-Event-ID`: no event is
@@ -54,11 +59,11 @@ export type TaskstreamClient = Client<paths> & {
  * call resolves to `{ data, response }` on success or `{ error, response }` with the
  * Problem. Works wherever `fetch` and web streams do: Node 20 and browsers.
  */
-export function createClient(baseUrl: string, options: ClientOptions = {}): TaskstreamClient {
+export function createClient<Paths extends {} = paths>(baseUrl: string, options: ClientOptions = {}): TaskstreamClient<Paths> {
   const { apiKey, streamToken, reconnectDelayMs = 1000, maxReconnects = 10, ...fetchOptions } = options;
   const headers = { ...(fetchOptions.headers as Record<string, string> | undefined) };
   if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
-  const client = createFetchClient<paths>({ ...fetchOptions, baseUrl, headers });
+  const client = createFetchClient<Paths>({ ...fetchOptions, baseUrl, headers });
   const customFetch = fetchOptions.fetch;
   const source: StreamSource = {
     baseUrl,

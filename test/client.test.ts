@@ -137,11 +137,22 @@ describe('the typed client', () => {
       ['`steps` is a number', `void api.POST('/api/tasks', { body: { type: 'sample', input: { steps: 'five' } } });`],
       ['not a task type', `void api.POST('/api/tasks', { body: { type: 'resize', input: {} } });`],
       ['the path parameter is required', `void api.GET('/api/tasks/{task_id}', {});`],
+      ['not one of your own task types', `void mine.POST('/api/tasks', { body: { type: 'sample', input: {} } });`],
     ] as const;
+    // Your own API, as openapi-typescript generates it from `npx taskstream openapi --tasks …`.
+    const yourPaths = [
+      `interface YourPaths { '/api/tasks': { parameters: { query?: never; header?: never; path?: never; cookie?: never };`,
+      `  post: { parameters: { query?: never; header?: never; path?: never; cookie?: never };`,
+      `    requestBody: { content: { 'application/json': { type: 'resize'; input: { id: string; width: number } } } };`,
+      `    responses: { 201: { headers: { [name: string]: unknown }; content: { 'application/json': { task_id: string } } } } } } }`,
+    ];
     const header = [
-      `import { createTaskstreamClient } from ${JSON.stringify(join(projectRoot, 'client/index.ts'))};`,
+      `import { createClient, createTaskstreamClient } from ${JSON.stringify(join(projectRoot, 'client/index.ts'))};`,
       `const api = createTaskstreamClient('http://127.0.0.1:1');`,
       `void api.GET('/api/tasks/{task_id}', { params: { path: { task_id: 'x' } } });`,
+      ...yourPaths,
+      `const mine = createClient<YourPaths>('http://127.0.0.1:1');`,
+      `void mine.POST('/api/tasks', { body: { type: 'resize', input: { id: 'cat', width: 640 } } });`,
     ];
     const dir = mkdtempSync(join(tmpdir(), 'taskstream-compile-'));
     try {
