@@ -214,6 +214,10 @@ function nodeHandler(app: TaskstreamCore['app'], basePath: string): NodeRequestH
       prefix = normalizeBasePath(express.baseUrl);
       request.url = express.originalUrl;
     }
+    // The dashboard lives at the mount path itself; `/jobs/` is the same page as `/jobs`.
+    if (prefix !== '' && request.url !== undefined && (request.url === `${prefix}/` || request.url.startsWith(`${prefix}/?`))) {
+      request.url = prefix + request.url.slice(prefix.length + 1);
+    }
     void listenerAt(prefix)(request, response);
   };
 }

@@ -197,6 +197,12 @@ describe('mounted under /jobs', () => {
     expect(created.response.headers.get('location')).toBe(`/jobs/api/tasks/${created.json.task_id}`);
     const events = await (await SseClient.connect(`${url}${created.json.stream_url}`)).untilEnd();
     expect(events.map((event) => event.json.event_type)).toEqual(['task_started', 'progress_update', 'task_completed']);
+    // The dashboard, at the mount path with or without its trailing slash.
+    for (const page of ['/jobs', '/jobs/']) {
+      const dashboard = await fetch(`${url}${page}`);
+      expect(dashboard.status, page).toBe(200);
+      expect(await dashboard.text(), page).toContain('<base href="/jobs/">');
+    }
     const missing = await fetch(`${url}/jobs/nothing-here`);
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
