@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectWellFormed, JSON_HEADERS, TERMINAL_EVENTS, touch, type Problem } from './helpers/harness.ts';
+import { expectWellFormed, hasType, isTerminalEvent, JSON_HEADERS, ofType, TERMINAL_EVENTS, touch, type Problem } from './helpers/harness.ts';
 import { spawnService, type ServiceProcess } from './helpers/process.ts';
 import { deleteKeys, keysOf, openRedis, TEST_REDIS_URL, testPrefix } from './helpers/redis.ts';
 import { SseClient, type SseEvent } from './helpers/sse.ts';
+import { until } from './helpers/timeout.ts';
 
 /**
  * Redis mode across real processes: two or three instances of the service (each its own
@@ -98,20 +99,7 @@ const gateDir = () => {
   return dir;
 };
 
-const has = (type: string) => (events: SseEvent[]) => events.some((event) => event.event === type);
-const ended = (events: SseEvent[]) => events.some((event) => TERMINAL_EVENTS.includes(event.event ?? ''));
-const ofType = (events: SseEvent[], type: string) => events.filter((event) => event.event === type);
-
-/** Polls until `check` returns a value, or fails after `ms`. */
-async function eventually<T>(check: () => Promise<T | undefined>, label: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const ended = (events: SseEvent[]) => events.some(isTerminalEvent);
 
 describe('several instances on one Redis are one service', () => {
   it('a task created on one instance is read, listed, streamed and resumed on another with the same ids', async () => {
@@ -193,7 +181,7 @@ describe('several instances on one Redis are one service', () => {
       await create(a, { type: 'ignore_cancel', input: {} }),
     ];
     const streams = await Promise.all(tasks.map((task) => connect(a, `/api/tasks/${task.task_id}/events`)));
-    await Promise.all(streams.map((stream) => stream.waitFor(has('task_started'), 'the task to start on A')));
+    await Promise.all(streams.map((stream) => stream.waitFor(hasType('task_started'), 'the task to start on A')));
     const b = await start();
     for (const task of tasks) {
       const response = await api(b, `/api/tasks/${task.task_id}/cancel`, { method: 'POST' });
@@ -216,7 +204,7 @@ describe('several instances on one Redis are one service', () => {
     newPrefix();
     const [a, b] = await Promise.all([start(), start()]);
     const blockers = [await create(a, { type: 'block', input: {} }), await create(a, { type: 'block', input: {} })];
-    await eventually(async () => ((await stats(b)).workers.busy === 2 ? true : undefined), 'both instances busy');
+    await until(async () => (await stats(b)).workers.busy === 2, 'both instances busy', 15_000);
     const queued = await create(a, { type: 'sample', input: { steps: 1, step_ms: 1 } });
     expect((await stats(b)).queue.size).toBe(1);
     const watch = await connect(a, `/api/tasks/${queued.task_id}/events`);
@@ -226,7 +214,7 @@ describe('several instances on one Redis are one service', () => {
     expect((await stats(a)).queue.size).toBe(0);
     // Freeing the workers does not start it.
     for (const blocker of blockers) await api(b, `/api/tasks/${blocker.task_id}/cancel`, { method: 'POST' });
-    await eventually(async () => ((await stats(a)).workers.busy === 0 ? true : undefined), 'the workers to be free');
+    await until(async () => (await stats(a)).workers.busy === 0, 'the workers to be free', 15_000);
     expect((await snapshot(b, queued.task_id)).started_at).toBeNull();
     expect((await snapshot(b, queued.task_id)).status).toBe('cancelled');
   }, 90_000);
@@ -297,8 +285,8 @@ describe('an instance dies', () => {
     const survivor = await start({ MAX_WORKERS: '2' });
     const watchOnce = await connect(survivor, `/api/tasks/${once.task_id}/events`);
     const watchTwice = await connect(survivor, `/api/tasks/${twice.task_id}/events`);
-    await watchOnce.waitFor(has('task_started'), 'the first task to start on the doomed instance');
-    await watchTwice.waitFor(has('task_started'), 'the second task to start on the doomed instance');
+    await watchOnce.waitFor(hasType('task_started'), 'the first task to start on the doomed instance');
+    await watchTwice.waitFor(hasType('task_started'), 'the second task to start on the doomed instance');
     expect((await stats(survivor)).workers.max).toBe(4);
 
     doomed.child.kill('SIGKILL');
@@ -320,7 +308,7 @@ describe('an instance dies', () => {
     expect((await snapshot(survivor, twice.task_id)).status).toBe('running');
     expect(ofType(retried, 'task_started')[1]!.json.data.previous_error.code).toBe('worker_lost');
     // The dead instance's workers are no longer counted.
-    await eventually(async () => ((await stats(survivor)).workers.max === 2 ? true : undefined), 'the workers of the dead instance to go', WORKER_LOST_AFTER_MS * 2);
+    await until(async () => (await stats(survivor)).workers.max === 2, 'the workers of the dead instance to go', WORKER_LOST_AFTER_MS * 2);
 
     expect((await api(survivor, `/api/tasks/${twice.task_id}/cancel`, { method: 'POST' })).status).toBe(202);
     const end = await watchTwice.waitFor(ended, 'the cancel');
@@ -356,12 +344,12 @@ describe('an instance dies', () => {
     const [a, b] = await Promise.all([start({ RETENTION_MS: '1000' }), start({ RETENTION_MS: '1000' })]);
     const warmup = await create(a, { type: 'sample', input: { steps: 1, step_ms: 1 } });
     await (await api(a, `/api/tasks/${warmup.task_id}/wait?timeout_ms=15000`)).json();
-    await eventually(async () => ((await api(b, `/api/tasks/${warmup.task_id}`)).status === 404 ? true : undefined), 'the warm-up task to be evicted');
+    await until(async () => (await api(b, `/api/tasks/${warmup.task_id}`)).status === 404, 'the warm-up task to be evicted', 15_000);
     const baseline = await keysOf(redis, prefix);
     const tasks = await Promise.all(Array.from({ length: 6 }, (_, i) => create(i % 2 ? a : b, { type: 'sample', input: { steps: 5, step_ms: 1 } })));
     expect((await keysOf(redis, prefix)).length).toBeGreaterThan(baseline.length);
     for (const task of tasks) {
-      await eventually(async () => ((await api(a, `/api/tasks/${task.task_id}`)).status === 404 ? true : undefined), 'eviction');
+      await until(async () => (await api(a, `/api/tasks/${task.task_id}`)).status === 404, 'eviction', 15_000);
     }
     const left = await keysOf(redis, prefix);
     expect(left.filter((key) => tasks.some((task) => key.includes(task.task_id)))).toEqual([]);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { SOURCES } from './helpers/packed.ts';
-import { projectRoot } from './helpers/process.ts';
+import { onJsonLines, projectRoot } from './helpers/process.ts';
 import { withTimeout } from './helpers/timeout.ts';
 
 // `npm start` builds dist/ when it is missing or stale. The README starts two instances at
@@ -19,14 +19,11 @@ function startInstance(checkout: string) {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const listening = new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', () => {
-      const line = stdout.split('\n').find((entry) => entry.includes('"msg":"listening"'));
-      if (line) resolve((JSON.parse(line) as { url: string }).url);
+    onJsonLines(child.stdout, (entry) => {
+      if (entry.msg === 'listening') resolve(entry.url as string);
     });
     child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
   });

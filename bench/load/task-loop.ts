@@ -2,6 +2,7 @@
 // multiplexed stream, and create the next. Runs in its own process.
 import { Redis } from 'ioredis';
 import { JsonPoster } from '../lib/json-poster.ts';
+import { redisCommands } from '../lib/redis-stats.ts';
 import { openEventStream } from '../lib/event-stream.ts';
 import { cpuBetween, snapshotCpu, type CpuSnapshot } from '../lib/proc-cpu.ts';
 import { serveCommands } from '../lib/rpc.ts';
@@ -19,12 +20,6 @@ export interface TaskLoopArgs {
   cpuPids?: number[];
   /** A Redis whose processed commands (INFO stats) are read at the window's edges. */
   redisUrl?: string;
-}
-
-/** Commands a Redis has processed so far: every client counts, so only meaningful on a quiet one. */
-async function redisCommands(redis: Redis): Promise<number> {
-  const info = await redis.info('stats');
-  return Number(/^total_commands_processed:(\d+)/m.exec(info)?.[1] ?? 0);
 }
 
 async function run({ baseUrl, body, clients, warmupMs, measureMs, cpuPids = [], redisUrl }: TaskLoopArgs) {

@@ -4,6 +4,7 @@
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { cpuBetween, snapshotCpu, type CpuSnapshot } from '../lib/proc-cpu.ts';
+import { redisCommands } from '../lib/redis-stats.ts';
 import { serveCommands } from '../lib/rpc.ts';
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -23,11 +24,6 @@ async function redisCpuUs(): Promise<number> {
   return (field('used_cpu_user') + field('used_cpu_sys')) * 1_000_000;
 }
 
-/** Redis commands processed so far (INFO stats). */
-async function redisCommands(): Promise<number> {
-  const info = await connection.info('stats');
-  return Number(/^total_commands_processed:(\d+)/m.exec(info)?.[1] ?? 0);
-}
 
 export interface LoopArgs {
   lanes: number;
@@ -78,12 +74,12 @@ async function loop({ lanes, warmupMs, measureMs, progress, cpuPids }: LoopArgs)
     setTimeout(async () => {
       inWindow = true;
       cpuStart = snapshotCpu(pids);
-      [redisStart, commandsStart] = await Promise.all([redisCpuUs(), redisCommands()]);
+      [redisStart, commandsStart] = await Promise.all([redisCpuUs(), redisCommands(connection)]);
     }, warmupMs),
     setTimeout(async () => {
       inWindow = false;
       cpuEnd = snapshotCpu(pids);
-      [redisEnd, commandsEnd] = await Promise.all([redisCpuUs(), redisCommands()]);
+      [redisEnd, commandsEnd] = await Promise.all([redisCpuUs(), redisCommands(connection)]);
     }, warmupMs + measureMs),
   ];
   const lane = async () => {

@@ -4,7 +4,7 @@
 // trivial task and wait for its end on /api/events; with two instances, half of them use
 // each. Redis commands per task come from INFO stats at the window's edges (every client of
 // the Redis counts, so the figure is only meaningful on a Redis nothing else uses).
-import { Redis } from 'ioredis';
+import { deleteKeys, openRedis } from '../../test/helpers/redis.ts';
 import { closeAll, profiled, startBullmqClient, startBullmqWorker, startTaskLoop, startTaskstream, type RunOptions } from '../lib/children.ts';
 
 export interface RedisModeSettings {
@@ -79,21 +79,7 @@ export async function measureRedisMode(run: RunOptions, settings: RedisModeSetti
   } finally {
     await Promise.allSettled([peer.worker.call('stop', undefined, 10_000), peer.client.call('stop', undefined, 10_000)]);
     await closeAll([...instances, ...loops, peer.worker, peer.client]);
-    await deleteKeys(redisUrl, prefix);
-  }
-}
-
-/** The run's keys only (SCAN + DEL): the Redis may be shared. */
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
+    const redis = await openRedis(redisUrl);
+    await deleteKeys(redis, prefix).finally(() => redis.disconnect());
   }
 }

@@ -14,31 +14,22 @@ import type {
   SubmitOptions,
 } from './executor.ts';
 import { connectRedis, createRedisConnection, reportConnection, toAppError } from '../redis/connection.ts';
-import { PiscinaRunner, type RunListener } from './piscina-runner.ts';
+import { PiscinaRunner, type PiscinaRunnerOptions, type RunListener } from './piscina-runner.ts';
 
-export interface BullmqExecutorOptions {
+/** The runner's settings (threads, grace, heap, logger), plus the shared queue's. */
+export interface BullmqExecutorOptions extends Omit<PiscinaRunnerOptions, 'clock' | 'onFree'> {
   /** The Redis every instance of the service shares (REDIS_URL). */
   redisUrl: string;
   /** Key prefix of the service (REDIS_PREFIX); this executor's keys are under `{prefix}:bullmq`. */
   prefix: string;
-  /** The worker entry module (workers/entry.ts, or its compiled .js). */
-  workerUrl: URL;
-  /** Task type → module URL, handed to every worker. */
-  taskModules: Record<string, string>;
-  /** Threads of this instance, so tasks it runs at once. */
-  maxWorkers: number;
   /** Tasks waiting in the whole service's queue before submit refuses. */
   maxQueue: number;
-  cancelGraceMs: number;
-  /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
-  workerMaxHeapMb?: number | undefined;
   /**
    * Bound on the time between an instance dying mid-task and another one reporting the task
    * `worker_lost`. BullMQ's lock on a running job lasts half of it; stalled checks run every
    * sixth of it.
    */
   workerLostAfterMs: number;
-  logger: Logger;
 }
 
 /** What a BullMQ job carries: the execution request, as is. */

@@ -12,21 +12,11 @@ import type {
   SubmitOptions,
 } from './executor.ts';
 import { JobQueue } from './job-queue.ts';
-import { PiscinaRunner, type RunListener } from './piscina-runner.ts';
+import { PiscinaRunner, type PiscinaRunnerOptions, type RunListener } from './piscina-runner.ts';
 
-export interface PiscinaExecutorOptions {
-  /** The worker entry module (workers/entry.ts, or its compiled .js). */
-  workerUrl: URL;
-  /** Task type → module URL, handed to every worker. */
-  taskModules: Record<string, string>;
-  maxWorkers: number;
+/** The runner's settings, plus the queue's. */
+export interface PiscinaExecutorOptions extends Omit<PiscinaRunnerOptions, 'onFree'> {
   maxQueue: number;
-  cancelGraceMs: number;
-  /** Heap limit of each worker thread (V8 old generation); V8's default when undefined. */
-  workerMaxHeapMb?: number | undefined;
-  logger: Logger;
-  /** Times retry delays (submit's delayMs); the wall clock by default. */
-  clock?: Clock;
 }
 
 interface Job {

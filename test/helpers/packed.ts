@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { projectRoot } from './process.ts';
+import { onJsonLines, projectRoot } from './process.ts';
 import { withTimeout } from './timeout.ts';
 
 const run = promisify(execFile);
@@ -151,21 +151,10 @@ export async function startConsumer(dir: string, command: string, args: readonly
     }
   };
   let stderr = '';
-  let buffered = '';
   let onUrl: (url: string) => void;
   const found = new Promise<string>((resolve) => (onUrl = resolve));
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      try {
-        const entry = JSON.parse(line) as { url?: string };
-        if (typeof entry.url === 'string') onUrl(entry.url);
-      } catch {
-        // not JSON
-      }
-    }
+  onJsonLines(child.stdout!, (entry) => {
+    if (typeof entry.url === 'string') onUrl(entry.url);
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withTimeout } from './timeout.ts';
 
@@ -15,6 +16,25 @@ export interface ServiceProcess {
   /** Resolves with the exit code (or signal name) when the process ends. */
   readonly exited: Promise<number | string>;
   kill(): void;
+}
+
+/** Calls `onEntry` with each line of `stream` that is a JSON object (a log line); skips the rest. */
+export function onJsonLines(stream: Readable, onEntry: (entry: Record<string, unknown>) => void): void {
+  let buffered = '';
+  stream.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        continue; // not a log line
+      }
+      if (entry !== null && typeof entry === 'object') onEntry(entry as Record<string, unknown>);
+    }
+  });
 }
 
 /**
@@ -34,22 +54,11 @@ export async function spawnService(
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  let buffered = '';
   let onListening: (url: string) => void;
   const listening = new Promise<string>((resolve) => (onListening = resolve));
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        logs.push(entry);
-        if (entry.msg === 'listening') onListening(entry.url as string);
-      } catch {
-        // not a log line
-      }
-    }
+  onJsonLines(child.stdout!, (entry) => {
+    logs.push(entry);
+    if (entry.msg === 'listening') onListening(entry.url as string);
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | string>((resolve) =>
