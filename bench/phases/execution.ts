@@ -4,6 +4,7 @@
 // many threads, and BullMQ's Worker draining as many pre-filled no-op jobs.
 import {
   closeAll,
+  profiled,
   startBullmqClient,
   startBullmqWorker,
   startRawPiscina,
@@ -51,14 +52,17 @@ export async function measureExecution(run: RunOptions, settings: ExecutionSetti
   const peer = run.redisUrl ? { worker: startBullmqWorker(run, 'execution'), client: startBullmqClient(run, 'execution') } : undefined;
   try {
     const [{ url }] = await Promise.all([service.ready, raw.ready, peer?.worker.ready, peer?.client.ready]);
-    const ours = async () => {
+    const ours = async (profileName?: string) => {
       await pauseQueue(url);
       const lastId = await prefill(url, tasks);
-      const before = snapshotCpu([service.pid]);
-      const started = performance.now();
-      await resumeQueue(url);
-      const response = await fetch(`${url}/api/tasks/${lastId}/wait?timeout_ms=120000`);
-      const elapsedMs = performance.now() - started;
+      const window = async () => {
+        const before = snapshotCpu([service.pid]);
+        const started = performance.now();
+        await resumeQueue(url);
+        const response = await fetch(`${url}/api/tasks/${lastId}/wait?timeout_ms=120000`);
+        return { before, response, elapsedMs: performance.now() - started };
+      };
+      const { before, response, elapsedMs } = profileName ? await profiled(run, service, profileName, window) : await window();
       const last = (await response.json()) as { status: string };
       if (last.status !== 'completed') throw new Error(`the last pre-filled task is ${last.status}`);
       const [use] = cpuBetween(before, snapshotCpu([service.pid]));
@@ -79,7 +83,7 @@ export async function measureExecution(run: RunOptions, settings: ExecutionSetti
     const result = { product: [] as Awaited<ReturnType<typeof ours>>[], raw: [] as number[], bullmq: [] as number[] };
     for (let trial = 0; trial < trials; trial++) {
       run.log(`execution, trial ${trial + 1}`);
-      result.product.push(await ours());
+      result.product.push(await ours(`execution-${trial + 1}`));
       result.raw.push(await baseline());
       const peerRate = await theirs();
       if (peerRate !== undefined) result.bullmq.push(peerRate);
