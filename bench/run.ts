@@ -33,7 +33,8 @@ const CLIENT_LIMIT_CORES = 0.85;
 
 /**
  * BENCH_ONLY=redis,execution: only these phases (e2e, execution, create, fanout, latency,
- * redis); latency needs e2e. Every phase when unset.
+ * redis); latency runs at half the e2e rate, so it needs e2e unless BENCH_LATENCY_RATE
+ * (tasks/s) gives its rate. Every phase when unset.
  */
 const onlyPhases = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((phase) => phase.trim())) : undefined;
 const runs = (phase: string) => !onlyPhases || onlyPhases.has(phase);
@@ -270,8 +271,9 @@ try {
   }
 
   const endToEndRate = figures.find((entry) => entry.id === '1')?.product;
-  if (runs('latency') && endToEndRate !== undefined) {
-    const rate = Math.round(endToEndRate * settings.latency.rateOfMaximum);
+  const fixedLatencyRate = Number(process.env.BENCH_LATENCY_RATE) || undefined;
+  if (runs('latency') && (endToEndRate !== undefined || fixedLatencyRate !== undefined)) {
+    const rate = fixedLatencyRate ?? Math.round(endToEndRate! * settings.latency.rateOfMaximum);
     progress(`5/6 latency at ${rate} tasks/s`);
     const latency = await measureLatency(run, { ...settings.latency, rate });
     const latencyDetail = { rate, ...latency, settings: settings.latency };

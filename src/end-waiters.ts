@@ -30,7 +30,7 @@ export class EndWaiters {
     // The store ends a task before the broker logs its terminal event, so once that event
     // is seen, the store holds the final record.
     const subscription: Subscription & { ended: boolean } = await this.#broker.subscribe(taskId, LIVE, {
-      deliver: (logged) => isTerminalEvent(logged.event) && settle('ended'),
+      deliver: (logged) => isTerminalEvent(logged) && settle('ended'),
       removed: () => settle('removed'),
     });
     if (subscription.ended) settle('ended');

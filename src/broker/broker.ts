@@ -1,19 +1,8 @@
 import type { NewTaskEvent } from '../events.ts';
-import type { StreamEvent, TaskCreatedEvent } from '../stream-events.ts';
+import type { TaskCreatedEvent } from '../stream-events.ts';
+import type { LoggedEvent } from './logged-event.ts';
 
-/** An event as the broker keeps it: serialized once at publish, however many streams carry it. */
-export interface LoggedEvent {
-  readonly event: StreamEvent;
-  readonly json: string;
-  /**
-   * The event's place in the service-wide order of events: the multiplexed stream's SSE id.
-   * Increases across restarts too (it starts from the boot time), so an id from an earlier
-   * run is always older than anything retained.
-   */
-  readonly position: number;
-  /** The owner of the event's task (not sent): streams show each caller only its own. */
-  readonly owner: string | null;
-}
+export { LoggedEvent } from './logged-event.ts';
 
 /**
  * A stream's view of events. Calls are synchronous, fast and must not throw: a broker calls

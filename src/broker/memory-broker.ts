@@ -1,9 +1,9 @@
 import { isTerminalEvent, type NewTaskEvent } from '../events.ts';
 import type { StreamEvent } from '../stream-events.ts';
+import { LoggedEvent } from './logged-event.ts';
 import type {
   Broker,
   GlobalSubscription,
-  LoggedEvent,
   NewTaskCreatedEvent,
   ResumePoint,
   Subscriber,
@@ -83,7 +83,7 @@ export class MemoryBroker implements Broker {
     this.#taskBytes += bytes;
     if (event_type === 'progress_update') {
       if (++log.progressCount > 2 * this.#progressHistory) this.#thin(log);
-    } else if (isTerminalEvent(logged.event)) {
+    } else if (isTerminalEvent(logged)) {
       log.terminal = logged;
     }
     for (const subscriber of log.subscribers) subscriber.deliver(logged);
@@ -95,11 +95,11 @@ export class MemoryBroker implements Broker {
     const log = this.#taskLog(taskId);
     const bySeq = 'seq' in after;
     const history = bySeq
-      ? log.events.slice(firstAfter(log.events, after.seq, (logged) => logged.event.seq))
+      ? log.events.slice(firstAfter(log.events, after.seq, (logged) => logged.seq))
       : log.events.slice(firstAfter(log.events, after.position, (logged) => logged.position));
     const { terminal } = log;
     const ended =
-      terminal !== undefined && (bySeq ? terminal.event.seq <= after.seq : terminal.position <= after.position);
+      terminal !== undefined && (bySeq ? terminal.seq <= after.seq : terminal.position <= after.position);
     log.subscribers.add(subscriber);
     const remove = () => {
       log.subscribers.delete(subscriber);
@@ -158,7 +158,7 @@ export class MemoryBroker implements Broker {
 
   /** Gives an event its position and appends it to the service-wide log. */
   #log0(event: StreamEvent, owner: string | null): LoggedEvent {
-    const logged: LoggedEvent = { event, json: JSON.stringify(event), position: ++this.#lastPosition, owner };
+    const logged = new LoggedEvent(event, JSON.stringify(event), ++this.#lastPosition, owner);
     this.#global.push(logged);
     this.#globalBytes += Buffer.byteLength(logged.json);
     if (this.#global.length > 2 * this.#globalHistory || this.#globalBytes > this.#globalHistoryBytes) this.#trimGlobal();
@@ -210,7 +210,7 @@ export class MemoryBroker implements Broker {
   #thin(log: TaskLog): void {
     let dropProgress = log.progressCount - this.#progressHistory;
     log.events = log.events.filter((logged) => {
-      if (logged.event.event_type !== 'progress_update' || dropProgress === 0) return true;
+      if (logged.event_type !== 'progress_update' || dropProgress === 0) return true;
       dropProgress--;
       const bytes = Buffer.byteLength(logged.json);
       log.bytes -= bytes;

@@ -8,12 +8,12 @@ import type { StreamEvent } from '../stream-events.ts';
 import type {
   Broker,
   GlobalSubscription,
-  LoggedEvent,
   NewTaskCreatedEvent,
   ResumePoint,
   Subscriber,
   TaskSubscription,
 } from './broker.ts';
+import { LoggedEvent } from './logged-event.ts';
 import { ALL_AFTER, PUBLISH } from './redis-broker-scripts.ts';
 
 export interface RedisBrokerOptions {
@@ -79,7 +79,7 @@ function fieldOf(fields: string[], name: string): string | undefined {
 
 /** A stream entry as the broker hands it out; the JSON is parsed once per instance. */
 function toLogged(json: string, position: number, owner: string | undefined): LoggedEvent {
-  return { event: JSON.parse(json) as StreamEvent, json, position, owner: owner ?? null };
+  return new LoggedEvent(JSON.parse(json) as StreamEvent, json, position, owner ?? null);
 }
 
 /**
@@ -172,7 +172,7 @@ export class RedisBroker implements Broker {
       ),
     );
     numbered.seq = seq as never;
-    return { event: numbered, json: head + seq + tail, position: Number(position), owner };
+    return new LoggedEvent(numbered, head + seq + tail, Number(position), owner);
   }
 
   /** The totals the publish script keeps in `{prefix}:bytes`, over every instance's events. */
@@ -328,7 +328,7 @@ export class RedisBroker implements Broker {
     const last = history[history.length - 1];
     if (last) {
       local.lastPosition = last.position;
-      if (ownStream) local.lastSeq = last.event.seq;
+      if (ownStream) local.lastSeq = last.seq;
     }
     const buffered = local.buffer!;
     local.buffer = undefined;
@@ -354,9 +354,9 @@ export class RedisBroker implements Broker {
   /** Whether `logged` is new to this subscription; if so, it counts as handed over. */
   #accepts(local: Local, logged: LoggedEvent, ownStream: boolean): boolean {
     if (logged.position <= local.lastPosition) return false;
-    if (ownStream && logged.event.seq !== 0 && logged.event.seq <= local.lastSeq) return false;
+    if (ownStream && logged.seq !== 0 && logged.seq <= local.lastSeq) return false;
     local.lastPosition = logged.position;
-    if (ownStream && logged.event.seq !== 0) local.lastSeq = logged.event.seq;
+    if (ownStream && logged.seq !== 0) local.lastSeq = logged.seq;
     return true;
   }
 
@@ -418,7 +418,7 @@ export class RedisBroker implements Broker {
     const locals = this.#byTask.get(taskId);
     if (!locals && this.#all.size === 0) return;
     const logged = toLogged(fieldOf(fields, 'j')!, position, fieldOf(fields, 'o'));
-    const removed = logged.event.event_type === 'task_removed';
+    const removed = logged.event_type === 'task_removed';
     if (locals) for (const local of [...locals]) this.#hand(local, logged, removed, true);
     for (const local of [...this.#all]) this.#hand(local, logged, false, false);
   }

@@ -13,23 +13,29 @@ export const SSE_HEADERS = {
 /** Frames gathered in a tick go out at once past this many characters (a socket write's worth). */
 const FLUSH_AT_CHARS = 16 * 1024;
 
-const taskFrames = new WeakMap<LoggedEvent, string>();
-const multiplexedFrames = new WeakMap<LoggedEvent, string>();
+/**
+ * The last frame built for each kind of stream. An event goes out to every live stream in
+ * one pass, so one entry per kind serves a fan-out; a replay builds its frames again. A
+ * frame kept as long as its event would double what every retained event holds.
+ */
+const lastFrames = {
+  task: { logged: undefined as LoggedEvent | undefined, frame: '' },
+  multiplexed: { logged: undefined as LoggedEvent | undefined, frame: '' },
+};
 
 /**
- * The SSE frame of an event, built once however many streams carry it: on a per-task
- * stream its id is the task's seq, on the multiplexed stream the service-wide position.
- * JSON never contains a raw newline, so one `data:` line is enough.
+ * The SSE frame of an event, built once however many streams carry it at once: on a
+ * per-task stream its id is the task's seq, on the multiplexed stream the service-wide
+ * position. JSON never contains a raw newline, so one `data:` line is enough.
  */
 export function frameOf(logged: LoggedEvent, stream: 'task' | 'multiplexed'): string {
-  const cache = stream === 'task' ? taskFrames : multiplexedFrames;
-  let frame = cache.get(logged);
-  if (frame === undefined) {
-    const id = stream === 'task' ? logged.event.seq : logged.position;
-    frame = `id: ${id}\nevent: ${logged.event.event_type}\ndata: ${logged.json}\n\n`;
-    cache.set(logged, frame);
+  const last = lastFrames[stream];
+  if (last.logged !== logged) {
+    const id = stream === 'task' ? logged.seq : logged.position;
+    last.frame = `id: ${id}\nevent: ${logged.event_type}\ndata: ${logged.json}\n\n`;
+    last.logged = logged;
   }
-  return frame;
+  return last.frame;
 }
 
 export interface SseHubOptions {

@@ -10,7 +10,7 @@ import { assertStreamScope, type AuthEnv } from '../http/auth.ts';
 import { problemDoc as problem, retryLaterDoc as retryLater } from '../http/problem.ts';
 import { frameOf, type SseHub, type SseStream } from '../http/sse.ts';
 import type { TaskService } from '../service.ts';
-import { MultiplexedEventSchema, RESYNC_EVENT, RESYNC_FRAME } from '../stream-events.ts';
+import { MultiplexedEventSchema, RESYNC_EVENT, RESYNC_FRAME, type TaskCreatedEvent } from '../stream-events.ts';
 import { TaskIdParams } from './responses.ts';
 import { presentSnapshot } from './task-presenter.ts';
 import { validationHook } from './validation.ts';
@@ -81,7 +81,7 @@ const lastEventIdQuery = z
   .describe('Same as the Last-Event-ID header, for clients that cannot set headers');
 
 const sendFrame = (stream: SseStream, logged: LoggedEvent, frame: string) =>
-  stream.send(frame, logged.event.task_id, logged.event.event_type === 'progress_update');
+  stream.send(frame, logged.task_id, logged.event_type === 'progress_update');
 const sendEvent = (stream: SseStream, logged: LoggedEvent, kind: 'task' | 'multiplexed') =>
   sendFrame(stream, logged, frameOf(logged, kind));
 
@@ -98,14 +98,14 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
    */
   const presented = new WeakMap<LoggedEvent, Map<string, { frame: string; renewAt: number }>>();
   const multiplexedFrame = (logged: LoggedEvent, basePath: string): string => {
-    const { event } = logged;
-    if (event.event_type !== 'task_created') return frameOf(logged, 'multiplexed');
+    if (logged.event_type !== 'task_created') return frameOf(logged, 'multiplexed');
     const tokened = streamTokens !== undefined && logged.owner !== null;
     if (basePath === '' && !tokened) return frameOf(logged, 'multiplexed');
     const now = Date.now();
     let frames = presented.get(logged);
     const cached = frames?.get(basePath);
     if (cached && cached.renewAt > now) return cached.frame;
+    const event = logged.event as TaskCreatedEvent;
     const { snapshot, tokenExpiresAt } = presentSnapshot(event.data.task, { basePath, streamTokens, owner: logged.owner });
     const frame = `id: ${logged.position}\nevent: ${event.event_type}\ndata: ${JSON.stringify({ ...event, data: { ...event.data, task: snapshot } })}\n\n`;
     if (!frames) presented.set(logged, (frames = new Map()));
@@ -160,7 +160,7 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       const deliver = (logged: LoggedEvent) => {
         if (!stream) return void early.push(logged);
         sendEvent(stream, logged, 'task');
-        if (isTerminalEvent(logged.event)) stream.end();
+        if (isTerminalEvent(logged)) stream.end();
       };
       const removed = () => (stream ? stream.end() : (removedEarly = true));
       // `lost`: the broker may have missed events (Redis went away): end, and the client resumes.
@@ -252,8 +252,8 @@ export function eventRoutes({ service, hub, streamTokens }: EventRoutesOptions) 
       const deliver = (logged: LoggedEvent) => {
         if (!stream) return void early.push(logged);
         sendEvent(stream, logged, 'multiplexed');
-        if (isTerminalEvent(logged.event) || logged.event.event_type === 'task_removed') {
-          open.delete(logged.event.task_id);
+        if (isTerminalEvent(logged) || logged.event_type === 'task_removed') {
+          open.delete(logged.task_id);
           if (open.size === 0) stream.end();
         }
       };
