@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { uuidv7 } from 'uuidv7';
 import type {
   Broker,
   GlobalSubscription,
@@ -32,6 +31,7 @@ import { jsonBytes, recordBytes } from './retained-bytes.ts';
 import { retryDelayMs } from './retry.ts';
 import type { TaskRecord, TaskStore } from './store/task-store.ts';
 import { toSnapshot } from './task-record.ts';
+import { newTaskId } from './task-ids.ts';
 
 export interface TaskServiceOptions {
   store: TaskStore;
@@ -212,7 +212,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       throw errors.tooManyTasks(`${this.#maxRetainedTasks} tasks are kept and none has ended`);
     }
     const record: TaskRecord = {
-      task_id: uuidv7(),
+      task_id: newTaskId(),
       type: request.type,
       status: 'queued',
       input: request.input,

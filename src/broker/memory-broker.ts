@@ -18,7 +18,8 @@ interface TaskLog {
   progressCount: number;
   /** Bytes of the JSON of `events`. */
   bytes: number;
-  subscribers: Set<Subscriber>;
+  /** Made with the first subscriber: most tasks never have one of their own. */
+  subscribers: Set<Subscriber> | undefined;
   /** The terminal event, once logged: always the last. */
   terminal: LoggedEvent | undefined;
 }
@@ -86,7 +87,7 @@ export class MemoryBroker implements Broker {
     } else if (isTerminalEvent(logged)) {
       log.terminal = logged;
     }
-    for (const subscriber of log.subscribers) subscriber.deliver(logged);
+    if (log.subscribers) for (const subscriber of log.subscribers) subscriber.deliver(logged);
     for (const subscriber of this.#allSubscribers) subscriber.deliver(logged);
     return Promise.resolve(logged);
   }
@@ -100,11 +101,11 @@ export class MemoryBroker implements Broker {
     const { terminal } = log;
     const ended =
       terminal !== undefined && (bySeq ? terminal.seq <= after.seq : terminal.position <= after.position);
-    log.subscribers.add(subscriber);
+    (log.subscribers ??= new Set()).add(subscriber);
     const remove = () => {
-      log.subscribers.delete(subscriber);
+      log.subscribers?.delete(subscriber);
       // A log opened only by subscribers (a task with no events yet, or one already dropped).
-      if (log.events.length === 0 && log.subscribers.size === 0 && this.#logs.get(taskId) === log) {
+      if (log.events.length === 0 && !log.subscribers?.size && this.#logs.get(taskId) === log) {
         this.#logs.delete(taskId);
       }
     };
@@ -135,7 +136,7 @@ export class MemoryBroker implements Broker {
       owner,
     );
     for (const subscriber of this.#allSubscribers) subscriber.deliver(removed);
-    if (log) for (const subscriber of [...log.subscribers]) subscriber.removed(removed);
+    if (log?.subscribers) for (const subscriber of [...log.subscribers]) subscriber.removed(removed);
     return Promise.resolve();
   }
 
@@ -200,7 +201,7 @@ export class MemoryBroker implements Broker {
   #taskLog(taskId: string): TaskLog {
     let log = this.#logs.get(taskId);
     if (!log) {
-      log = { lastSeq: 0, events: [], progressCount: 0, bytes: 0, subscribers: new Set(), terminal: undefined };
+      log = { lastSeq: 0, events: [], progressCount: 0, bytes: 0, subscribers: undefined, terminal: undefined };
       this.#logs.set(taskId, log);
     }
     return log;
