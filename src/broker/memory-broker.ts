@@ -1,14 +1,14 @@
 import { isTerminalEvent, type NewTaskEvent } from '../events.ts';
 import type { StreamEvent } from '../stream-events.ts';
-import { LoggedEvent } from './logged-event.ts';
-import type {
-  Broker,
-  GlobalSubscription,
-  NewTaskCreatedEvent,
-  ResumePoint,
-  Subscriber,
-  Subscription,
-  TaskSubscription,
+import {
+  LoggedEvent,
+  type Broker,
+  type GlobalSubscription,
+  type NewTaskCreatedEvent,
+  type ResumePoint,
+  type Subscriber,
+  type Subscription,
+  type TaskSubscription,
 } from './broker.ts';
 
 interface TaskLog {

@@ -5,15 +5,15 @@ import { isTerminalEvent, type NewTaskEvent } from '../events.ts';
 import { call, COMMAND_TIMEOUT_MS, reportConnection } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import type { StreamEvent } from '../stream-events.ts';
-import type {
-  Broker,
-  GlobalSubscription,
-  NewTaskCreatedEvent,
-  ResumePoint,
-  Subscriber,
-  TaskSubscription,
+import {
+  LoggedEvent,
+  type Broker,
+  type GlobalSubscription,
+  type NewTaskCreatedEvent,
+  type ResumePoint,
+  type Subscriber,
+  type TaskSubscription,
 } from './broker.ts';
-import { LoggedEvent } from './logged-event.ts';
 import { ALL_AFTER, PUBLISH } from './redis-broker-scripts.ts';
 
 export interface RedisBrokerOptions {
