@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
+const WHOLE_NUMBER = { error: 'expected a whole number' };
 const integer = (min: number, max: number = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max);
+  z.coerce.number(WHOLE_NUMBER).int(WHOLE_NUMBER).min(min).max(max);
 /** Node timers cannot wait longer than 2^31 - 1 ms (about 24.8 days). */
 const duration = (min: number) => integer(min, 2_147_483_647);
 

@@ -93,6 +93,12 @@ describe('loadConfig', () => {
     expect(error.message).toContain(`${name}=${JSON.stringify(value)}`);
   });
 
+  it.each([['abc'], ['1.5'], ['NaN'], ['Infinity']])('says what a number setting expects instead of echoing %s as a number', (value) => {
+    const { message } = configError({ MAX_WORKERS: value });
+    expect(message).toContain(`MAX_WORKERS=${JSON.stringify(value)}: expected a whole number`);
+    expect(message).not.toMatch(/received (NaN|Infinity|number)/);
+  });
+
   it('refuses a TASK_TIMEOUT_MS above MAX_TASK_TIMEOUT_MS, naming both', () => {
     const envs: Record<string, string>[] = [
       { TASK_TIMEOUT_MS: '7200000' }, // above the default maximum of one hour
