@@ -81,12 +81,15 @@ export default function runJob(job: WorkerJob): Promise<WorkerOutcome> | WorkerO
 const NOT_STARTED: WorkerOutcome = { ok: false, notStarted: true, messages: 0 };
 
 async function runOne(job: WorkerJob): Promise<WorkerOutcome> {
-  // Start only if the main thread has not recalled or cancelled the job meanwhile.
-  if (Atomics.compareExchange(slots, job.slot, SlotState.handed, SlotState.running) !== SlotState.handed) {
+  // Start only if the main thread has not recalled or cancelled the job meanwhile, and say
+  // so unless the main thread already has.
+  const announced =
+    Atomics.compareExchange(slots, job.slot, SlotState.announced, SlotState.running) === SlotState.announced;
+  if (!announced && Atomics.compareExchange(slots, job.slot, SlotState.handed, SlotState.running) !== SlotState.handed) {
     return NOT_STARTED;
   }
-  post({ taskId: job.taskId, run: job.run, kind: 'started' });
-  const sent = { messages: 1 };
+  if (!announced) post({ taskId: job.taskId, run: job.run, kind: 'started' });
+  const sent = { messages: announced ? 0 : 1 };
   const cancel = createCancelSignal(slots, job.slot);
   const cancelled = (): WorkerOutcome => ({
     ok: false,

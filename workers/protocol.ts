@@ -33,6 +33,12 @@ export const SlotState = {
   finished: 3,
   /** Taken back before it started (handed → recalled): the main thread queues it again. */
   recalled: 4,
+  /**
+   * Handed to an idle thread, its start already announced by the main thread: the worker
+   * starts it (announced → running) without a `started` message. A stop before that
+   * (announced → cancelRequested) means the worker skips it.
+   */
+  announced: 5,
 } as const;
 
 export type WorkerErrorCode = 'task_error' | 'invalid_result' | 'invalid_input' | 'cancelled';

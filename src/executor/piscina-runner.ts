@@ -60,7 +60,7 @@ interface Run {
   /** The run's slot in the shared state array: see SlotState. */
   slot: number;
   abort: AbortController;
-  /** The worker's `started` message arrived. */
+  /** Announced as started: at hand-off to an idle thread, or on the worker's `started` message. */
   started: boolean;
   stop?: StopReason;
   timeoutTimer?: unknown;
@@ -157,11 +157,11 @@ export class PiscinaRunner {
   run(request: ExecutionRequest, listener: RunListener): void {
     const slot = this.#freeSlots.pop();
     if (slot === undefined) throw new Error('PiscinaRunner.run: no free thread (check `free` first)');
-    Atomics.store(this.#slots, slot, SlotState.handed);
     // Fewer runs than threads, counting those still to be skipped: a thread is idle (the
-    // balancer prefers it), so the task starts now, as far as anyone can tell; its `started`
-    // message will add nothing.
+    // balancer prefers it), so the task starts now, as far as anyone can tell. It is
+    // announced here, and the slot tells the worker not to send a `started` message.
     const idleThread = this.#runs.size + this.#skipping < this.#options.maxWorkers;
+    Atomics.store(this.#slots, slot, idleThread ? SlotState.announced : SlotState.handed);
     const number = this.#nextRunNumber++;
     const run: Run = { number, request, listener, slot, abort: new AbortController(), started: false, received: 0 };
     this.#runs.set(request.taskId, run);
