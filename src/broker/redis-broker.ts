@@ -419,7 +419,11 @@ export class RedisBroker implements Broker {
     if (!locals && this.#all.size === 0) return;
     const logged = toLogged(fieldOf(fields, 'j')!, position, fieldOf(fields, 'o'));
     const removed = logged.event_type === 'task_removed';
-    if (locals) for (const local of [...locals]) this.#hand(local, logged, removed, true);
+    // task_created is the all-tasks stream's alone, as in the in-process broker: a task's own
+    // stream that opened between the create and this read must not get it (its seq is 0).
+    if (locals && logged.event_type !== 'task_created') {
+      for (const local of [...locals]) this.#hand(local, logged, removed, true);
+    }
     for (const local of [...this.#all]) this.#hand(local, logged, false, false);
   }
 

@@ -120,6 +120,27 @@ export function brokerConformance(
       expect(logged[3]!.event).toMatchObject({ event_type: 'progress_update', data: { step: 1, text: 'step 1' } });
     });
 
+    it('never hands task_created to the task\'s own subscribers, only to the all-tasks ones, even when they subscribed first', async () => {
+      const taskId = uuidv7();
+      const own = recorder();
+      const bySeq = recorder();
+      const all = recorder();
+      const subscriptions = [
+        await broker.subscribe(taskId, { position: 0 }, own.subscriber),
+        await broker.subscribe(taskId, { seq: 0 }, bySeq.subscriber),
+        await broker.subscribeAll(undefined, all.subscriber),
+      ];
+      await publishAll([created(taskId), started(taskId)]);
+      await until(() => all.delivered.length === 2 && own.delivered.length >= 1 && bySeq.delivered.length >= 1, 'the events live');
+      // Whatever was delivered by now includes task_created if it was ever going to be.
+      await publishAll([completed(taskId)]);
+      await until(() => own.delivered.length >= 2 && bySeq.delivered.length >= 2 && all.delivered.length === 3, 'the end live');
+      expect(types(all.delivered)).toEqual(['task_created', 'task_started', 'task_completed']);
+      expect(types(own.delivered)).toEqual(['task_started', 'task_completed']);
+      expect(types(bySeq.delivered)).toEqual(['task_started', 'task_completed']);
+      for (const subscription of subscriptions) subscription.unsubscribe();
+    });
+
     it('gives a task subscriber its history after a seq, then live events, with no gap or duplicate', async () => {
       const taskId = uuidv7();
       await publishAll([started(taskId), progress(taskId, 1), progress(taskId, 2)]);
