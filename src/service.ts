@@ -489,10 +489,12 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   async #cancel(taskId: string, reason: CancelReason): Promise<void> {
     // The first cancel decides the reason; a later one (a shutdown after a request) adds nothing.
     if (!this.#cancelling.has(taskId)) this.#cancelling.set(taskId, reason);
-    if (!(await this.#executor.cancel(taskId, reason)) && !this.#applying.has(taskId)) {
-      // Not in the executor and no end of it pending here: nothing will consume the entry.
-      this.#cancelling.delete(taskId);
-    }
+    if ((await this.#executor.cancel(taskId, reason)) || this.#applying.has(taskId)) return;
+    // The executor no longer holds it. An end may still be on its way (in Redis mode the job
+    // leaves Redis before its outcome is applied here): the cancel then decides that end. Only
+    // an end already stored leaves nothing to consume the entry.
+    const record = await this.#store.get(taskId);
+    if (!record || isTerminal(record.status)) this.#cancelling.delete(taskId);
   }
 
   /** Applies one executor event of a task after the ones before it. */
@@ -681,6 +683,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   async #evict(taskId: string, reason: 'deleted' | 'evicted'): Promise<boolean> {
     const record = await this.#store.delete(taskId);
     if (!record) return false;
+    // A cancel kept for an end that another instance applied.
+    this.#cancelling.delete(taskId);
     await this.#broker.drop(taskId, reason, record.owner);
     this.#logger.debug({ taskId, reason }, 'task removed');
     return true;
