@@ -25,8 +25,19 @@ export class AllTasksObserver {
   #loop: Promise<void> | undefined;
   readonly #drops: boolean;
 
-  constructor(baseUrl: string, ledger: Ledger, violations: Violations, random: Random, { drops = true } = {}) {
+  /**
+   * `after`: resume from this position (a restarted service's stream must go on from the
+   * last event the previous process sent, with no gap and no duplicate).
+   */
+  constructor(
+    baseUrl: string,
+    ledger: Ledger,
+    violations: Violations,
+    random: Random,
+    { drops = true, after }: { drops?: boolean; after?: number | undefined } = {},
+  ) {
     this.#drops = drops;
+    this.#last = after;
     this.#baseUrl = baseUrl;
     this.#ledger = ledger;
     this.#violations = violations;

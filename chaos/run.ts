@@ -128,6 +128,8 @@ try {
         random: random.fork(),
         scratchDir,
         shutdownGraceMs: Number(SERVICE_ENV.SHUTDOWN_GRACE_MS),
+        // Redis mode (REDIS_URL): queued tasks outlive the process, for the next one.
+        restart: process.env.REDIS_URL ? () => new ServiceProcess(SERVICE_ENV) : undefined,
       });
     })(),
     deadline,

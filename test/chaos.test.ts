@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ChaosReport } from '../chaos/report.ts';
 import { SCENARIO_WEIGHTS } from '../chaos/scenarios.ts';
 import { projectRoot } from './helpers/process.ts';
+import { deleteKeys, keysOf, openRedis, TEST_REDIS_URL, testPrefix } from './helpers/redis.ts';
 import { withTimeout } from './helpers/timeout.ts';
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -19,17 +20,43 @@ const RUN_MS = 240_000;
 
 describe('npm run chaos, small configuration', () => {
   const dirs: string[] = [];
+  const prefixes: string[] = [];
   afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  it(`runs ${TASKS} tasks of every kind against the real service process and finds no violation`, { timeout: RUN_MS + 120_000 }, async () => {
+  afterEach(async () => {
+    if (prefixes.length === 0) return;
+    const redis = await openRedis();
+    for (const prefix of prefixes.splice(0)) await deleteKeys(redis, prefix);
+    redis.disconnect();
+  });
+
+  // In Redis mode the tasks queued at SIGTERM outlive the process: the run starts another
+  // one on the same Redis, which must find them, end them when cancelled, and resume the
+  // all-tasks stream where the stopped one left it.
+  it.each([
+    ['in memory', () => ({})],
+    ['in Redis mode, with a restart after the shutdown', () => {
+      const prefix = testPrefix('chaos');
+      prefixes.push(prefix);
+      return { REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix };
+    }],
+  ] as const)(`runs ${TASKS} tasks of every kind against the real service process %s and finds no violation`, { timeout: RUN_MS + 120_000 }, async (_mode, modeEnv) => {
     const dir = mkdtempSync(join(tmpdir(), 'taskstream-chaos-test-'));
     dirs.push(dir);
     const reportFile = join(dir, 'chaos.json');
+    const env: Record<string, string> = modeEnv();
     const child = spawn(process.execPath, ['--import', tsxLoader, 'chaos/run.ts'], {
       cwd: projectRoot,
-      env: { ...process.env, CHAOS_TASKS: String(TASKS), CHAOS_SEED: String(SEED), CHAOS_DEADLINE_MS: String(RUN_MS), CHAOS_REPORT: reportFile },
+      env: {
+        ...process.env,
+        ...env,
+        CHAOS_TASKS: String(TASKS),
+        CHAOS_SEED: String(SEED),
+        CHAOS_DEADLINE_MS: String(RUN_MS),
+        CHAOS_REPORT: reportFile,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -74,6 +101,13 @@ describe('npm run chaos, small configuration', () => {
     expect(report.shutdown?.tasks, 'tasks in flight at SIGTERM').toBeGreaterThan(0);
     expect(terminalEvents['cancelled:shutdown'] ?? 0).toBeGreaterThan(0);
     expect(report.exitCode).toBe(0);
+    if (env.REDIS_PREFIX) {
+      // The run really went through Redis: its tasks are kept there.
+      const redis = await openRedis();
+      const keys = await keysOf(redis, env.REDIS_PREFIX);
+      redis.disconnect();
+      expect(keys.some((key) => key.includes(':task:') || key.includes(':tasks'))).toBe(true);
+    }
     for (const line of ['tasks ', 'terminal events ', 'reconnects ', 'cancel → task_cancelled ', 'memory (RSS) ']) {
       expect(stdout).toContain(line);
     }
