@@ -279,9 +279,12 @@ describe('the dashboard', () => {
     } finally {
       holder.close();
     }
-    await until(() => answers.length > 1, 'the answer to the page\'s new stream');
-    expect(answers).toEqual([429, 200]);
-    expect(requests.filter((url) => new URL(url).pathname === '/api/events')).toHaveLength(3);
+    await until(() => answers.at(-1) === 200, 'the answer to the page\'s new stream');
+    // Refused until the place was free (more than once on a slow machine), then opened once.
+    expect(answers.slice(0, -1).length).toBeGreaterThanOrEqual(1);
+    expect(new Set(answers.slice(0, -1))).toEqual(new Set([429]));
+    // The first stream, each refused reconnect, and the new one.
+    expect(requests.filter((url) => new URL(url).pathname === '/api/events')).toHaveLength(answers.length + 1);
     expect(server.hub.size).toBe(1);
   });
 
