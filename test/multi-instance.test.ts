@@ -353,6 +353,8 @@ describe('an instance dies', () => {
     }
     const left = await keysOf(redis, prefix);
     expect(left.filter((key) => tasks.some((task) => key.includes(task.task_id)))).toEqual([]);
-    expect(left.filter((key) => !baseline.includes(key))).toEqual([]);
+    // BullMQ's stalled-check lock comes and goes with each check (one per queue, with a TTL).
+    const lasting = (key: string) => !key.endsWith(':stalled-check');
+    expect(left.filter((key) => lasting(key) && !baseline.includes(key))).toEqual([]);
   }, 90_000);
 });
