@@ -52,9 +52,10 @@ export async function shutdownPhase(options: ShutdownPhaseOptions): Promise<Shut
   const start = async (request: CreateRequest, expect: string | undefined, survives = false) => {
     const task = await workload.create(request, 'shutdown', random);
     if (!task) throw new Error(`shutdown phase: ${request.type} was not accepted`);
-    task.accepted!.expect = durable && survives ? undefined : expect;
+    const outlives = durable && survives;
+    task.accepted!.expect = outlives ? undefined : expect;
     // A survivor's own stream ends with its process, before the task does.
-    if (!(durable && survives)) workload.detach(clients.watchTask(task, random.fork(), 0));
+    if (!outlives) workload.detach(clients.watchTask(task, random.fork(), 0));
     return task;
   };
   const started = (task: TrackedTask) =>
@@ -107,8 +108,8 @@ export async function shutdownPhase(options: ShutdownPhaseOptions): Promise<Shut
 
 /**
  * Redis mode: the tasks queued when the process stopped are found by the next one (queued,
- * or already running there), which ends them when cancelled; its all-tasks stream resumes from the last position the
- * stopped process sent. Then it is stopped too.
+ * or already running there), which ends them when cancelled; its all-tasks stream resumes
+ * from the last position the stopped process sent. Then it is stopped too.
  */
 async function afterRestart(
   next: ServiceProcess,

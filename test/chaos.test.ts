@@ -21,11 +21,8 @@ const RUN_MS = 240_000;
 describe('npm run chaos, small configuration', () => {
   const dirs: string[] = [];
   const prefixes: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-
   afterEach(async () => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     if (prefixes.length === 0) return;
     const redis = await openRedis();
     for (const prefix of prefixes.splice(0)) await deleteKeys(redis, prefix);
