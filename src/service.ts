@@ -29,7 +29,7 @@ import { fingerprint } from './idempotency.ts';
 import { Reaper } from './reaper.ts';
 import { jsonBytes, recordBytes } from './retained-bytes.ts';
 import { retryDelayMs } from './retry.ts';
-import type { TaskRecord, TaskStore } from './store/task-store.ts';
+import type { CancelRequestOutcome, TaskChanges, TaskRecord, TaskStore } from './store/task-store.ts';
 import { toSnapshot } from './task-record.ts';
 import { newTaskId } from './task-ids.ts';
 
@@ -156,13 +156,6 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * value, and every event published at once (pipelined, in order, on a network broker).
    */
   readonly #progressBacklog = new Map<string, ProgressReport[]>();
-  /**
-   * Cancels accepted while an attempt runs, by task. A cancel answered 202 wins whatever
-   * else was already stopping the attempt (its timeout, a shutdown) or had just ended it:
-   * the attempt's outcome, when it is applied, is replaced by `cancelled`, and the task is
-   * never retried.
-   */
-  readonly #cancelling = new Map<string, CancelReason>();
   readonly #eta = new EtaEstimator();
 
   constructor(options: TaskServiceOptions) {
@@ -319,13 +312,15 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   async cancel(taskId: string, owner?: string): Promise<TaskRecord> {
     const record = await this.get(taskId, owner);
     if (isTerminal(record.status)) throw errors.taskAlreadyEnded(taskId, record.status);
-    await this.#cancel(taskId, 'requested');
+    const request = await this.#cancel(taskId, 'requested');
+    if (!request.accepted) {
+      // It ended on its own before the cancel reached the store, or was removed meanwhile.
+      if (request.record) throw errors.taskAlreadyEnded(taskId, request.record.status);
+      throw errors.taskNotFound(taskId);
+    }
     // A queued task's end was reported during cancel(): let it be applied before answering.
     await this.#applied(taskId);
-    const now = (await this.#store.get(taskId)) ?? record;
-    // It ended on its own before the cancel reached it.
-    if (now.status !== 'cancelled' && isTerminal(now.status)) throw errors.taskAlreadyEnded(taskId, now.status);
-    return now;
+    return (await this.#store.get(taskId)) ?? request.record;
   }
 
   /** Deletes an ended task and ends its open streams. */
@@ -493,16 +488,16 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     if (this.#draining || this.#closing) throw errors.shuttingDown();
   }
 
-  /** Cancels a queued, delayed or running task, wherever the executor holds it. */
-  async #cancel(taskId: string, reason: CancelReason): Promise<void> {
-    // The first cancel decides the reason; a later one (a shutdown after a request) adds nothing.
-    if (!this.#cancelling.has(taskId)) this.#cancelling.set(taskId, reason);
-    if ((await this.#executor.cancel(taskId, reason)) || this.#applying.has(taskId)) return;
-    // The executor no longer holds it. An end may still be on its way (in Redis mode the job
-    // leaves Redis before its outcome is applied here): the cancel then decides that end. Only
-    // an end already stored leaves nothing to consume the entry.
-    const record = await this.#store.get(taskId);
-    if (!record || isTerminal(record.status)) this.#cancelling.delete(taskId);
+  /**
+   * Cancels a queued, delayed or running task, wherever it is held. Once the store has
+   * accepted the cancel, it decides the task's end on every process: whatever else was
+   * stopping the attempt (its timeout, a shutdown) or had just ended it, the end applied is
+   * `cancelled` with the first cancel's reason, and the task is never retried.
+   */
+  async #cancel(taskId: string, reason: CancelReason): Promise<CancelRequestOutcome> {
+    const request = await this.#store.requestCancel(taskId, reason);
+    if (request.accepted) await this.#executor.cancel(taskId, reason);
+    return request;
   }
 
   /** Applies one executor event of a task after the ones before it. */
@@ -524,17 +519,23 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   async #onStarted(taskId: string, attempt: number): Promise<void> {
-    const started = await this.#store.transition(taskId, QUEUED, {
-      status: 'running',
-      attempt,
-      error: null,
-      // Progress is the current attempt's: a failed attempt's value and estimate are stale.
-      progress: NO_PROGRESS,
-      ...(attempt === 1 ? { started_at: this.#isoNow() } : {}),
-    });
+    const started = await this.#store.transition(
+      taskId,
+      QUEUED,
+      {
+        status: 'running',
+        attempt,
+        error: null,
+        // Progress is the current attempt's: a failed attempt's value and estimate are stale.
+        progress: NO_PROGRESS,
+        ...(attempt === 1 ? { started_at: this.#isoNow() } : {}),
+      },
+      { unlessCancelRequested: true },
+    );
     if (!started.applied) {
-      // It ended (cancelled) while the executor was starting it: stop the run.
-      if (started.record && isTerminal(started.record.status)) await this.#executor.cancel(taskId, 'requested');
+      // It was cancelled while the executor was starting it: stop the run, which then ends it.
+      if (started.cancelRequested) await this.#executor.cancel(taskId, started.cancelRequested);
+      else if (started.record && isTerminal(started.record.status)) await this.#executor.cancel(taskId, 'requested');
       return;
     }
     const { record, previous } = started;
@@ -573,25 +574,19 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   }
 
   async #onFinished(taskId: string, reported: ExecutionOutcome): Promise<void> {
-    const cancelledAs = this.#cancelling.get(taskId);
-    this.#cancelling.delete(taskId);
-    const outcome: ExecutionOutcome = cancelledAs === undefined ? reported : { status: 'cancelled', reason: cancelledAs };
     this.#eta.reset(taskId);
-    if (outcome.status === 'failed' && (await this.#retried(taskId, outcome.error))) return;
-    const finishedAt = this.#clock.now();
-    const expiresAt = finishedAt + this.#retentionMs;
-    const ended = {
-      status: outcome.status,
-      finished_at: this.#isoAt(finishedAt),
-      expires_at: new Date(expiresAt).toISOString(),
-      // A cancel between attempts leaves the failed attempt's error behind: not this end's.
-      result: outcome.status === 'completed' ? outcome.result : null,
-      error: outcome.status === 'failed' ? outcome.error : null,
-    };
-    // Exactly one end: whichever outcome reaches the store first wins, on any process.
-    const transition = await this.#store.transition(taskId, NOT_ENDED, ended);
+    if (reported.status === 'failed' && (await this.#retried(taskId, reported.error))) return;
+    // Exactly one end: whichever outcome reaches the store first wins, on any process,
+    // unless a cancel was accepted first: then the end is that cancel's.
+    let outcome = reported;
+    let transition = await this.#store.transition(taskId, NOT_ENDED, this.#endOf(outcome), { unlessCancelRequested: true });
+    if (!transition.applied && transition.cancelRequested) {
+      outcome = { status: 'cancelled', reason: transition.cancelRequested };
+      transition = await this.#store.transition(taskId, NOT_ENDED, this.#endOf(outcome));
+    }
     if (!transition.applied) return;
     const { record } = transition;
+    const expiresAt = Date.parse(record.expires_at!);
     if (outcome.status === 'completed') await this.#publish(record, 'task_completed', { result: outcome.result });
     else if (outcome.status === 'failed') await this.#publish(record, 'task_failed', { error: outcome.error });
     else await this.#publish(record, 'task_cancelled', { reason: outcome.reason });
@@ -610,7 +605,7 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     if (!RETRYABLE_ERRORS.has(error.code) || this.#draining) return false;
     const current = await this.#store.get(taskId);
     if (!current || current.status !== 'running' || current.attempt >= current.max_attempts) return false;
-    const requeued = await this.#store.transition(taskId, RUNNING, { status: 'queued', error });
+    const requeued = await this.#store.transition(taskId, RUNNING, { status: 'queued', error }, { unlessCancelRequested: true });
     if (!requeued.applied) return false;
     const { record } = requeued;
     const delayMs = retryDelayMs(record.retry_backoff_ms, record.attempt + 1);
@@ -691,11 +686,22 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
   async #evict(taskId: string, reason: 'deleted' | 'evicted'): Promise<boolean> {
     const record = await this.#store.delete(taskId);
     if (!record) return false;
-    // A cancel kept for an end that another instance applied.
-    this.#cancelling.delete(taskId);
     await this.#broker.drop(taskId, reason, record.owner);
     this.#logger.debug({ taskId, reason }, 'task removed');
     return true;
+  }
+
+  /** The changes that end a task with `outcome`, now. */
+  #endOf(outcome: ExecutionOutcome): TaskChanges {
+    const finishedAt = this.#clock.now();
+    return {
+      status: outcome.status,
+      finished_at: this.#isoAt(finishedAt),
+      expires_at: new Date(finishedAt + this.#retentionMs).toISOString(),
+      // A cancel between attempts leaves the failed attempt's error behind: not this end's.
+      result: outcome.status === 'completed' ? outcome.result : null,
+      error: outcome.status === 'failed' ? outcome.error : null,
+    };
   }
 
   #isoNow(): string {

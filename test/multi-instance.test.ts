@@ -315,6 +315,31 @@ describe('an instance dies', () => {
     expect(end.filter((event) => TERMINAL_EVENTS.includes(event.event!)).map((event) => event.event)).toEqual(['task_cancelled']);
   }, 90_000);
 
+  it('a cancel answered 202 decides the end even when the instance that answered it and the one running the task both die', async () => {
+    newPrefix();
+    const runner = await start();
+    // An attempt left: without the cancel, the lost attempt would be retried.
+    const task = await create(runner, { type: 'block', input: {}, max_attempts: 2, retry_backoff_ms: 100 });
+    await until(async () => (await snapshot(runner, task.task_id)).status === 'running', 'the task to start');
+    const answering = await start();
+    runner.child.kill('SIGKILL');
+    await runner.exited;
+    // The runner's lock on the job is still valid for a while: the answering instance can
+    // only relay the cancel, and dies before its stalled check could report the task lost.
+    expect((await api(answering, `/api/tasks/${task.task_id}/cancel`, { method: 'POST' })).status).toBe(202);
+    answering.child.kill('SIGKILL');
+    await answering.exited;
+
+    // A third instance, which never heard of the cancel, finds the task lost.
+    const finder = await start();
+    const stream = await connect(finder, `/api/tasks/${task.task_id}/events`);
+    const events = await stream.waitFor(ended, 'the lost task to end', WORKER_LOST_AFTER_MS + 10_000);
+    expect(events.filter((event) => TERMINAL_EVENTS.includes(event.event!)).map((event) => event.event)).toEqual(['task_cancelled']);
+    expect(ofType(events, 'task_cancelled')[0]!.json.data.reason).toBe('requested');
+    expect(ofType(events, 'task_started')).toHaveLength(1);
+    expect(await snapshot(finder, task.task_id)).toMatchObject({ status: 'cancelled', attempt: 1, error: null });
+  }, 90_000);
+
   it('after every instance restarts, queued tasks run and ended ones are still readable with their whole history', async () => {
     newPrefix();
     let instance = await start();

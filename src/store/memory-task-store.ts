@@ -1,12 +1,14 @@
-import { isTerminal, type TaskStatus } from '../events.ts';
+import { isTerminal, type CancelReason, type TaskStatus } from '../events.ts';
 import { jsonBytes, recordBytes, SIZED_FIELDS } from '../retained-bytes.ts';
 import type {
+  CancelRequestOutcome,
   CreateOutcome,
   IdempotencyClaim,
   TaskChanges,
   TaskQuery,
   TaskRecord,
   TaskStore,
+  TransitionOptions,
   TransitionOutcome,
 } from './task-store.ts';
 
@@ -29,6 +31,8 @@ export class MemoryTaskStore implements TaskStore {
   /** Each record's recordBytes(), and their sum: kept in step with every create, change and delete. */
   readonly #sizes = new Map<string, number>();
   #bytes = 0;
+  /** Tasks a cancel was requested for → the first request's reason. */
+  readonly #cancelRequests = new Map<string, CancelReason>();
 
   create(record: TaskRecord, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
     if (idempotency !== undefined) {
@@ -56,9 +60,11 @@ export class MemoryTaskStore implements TaskStore {
     return Promise.resolve(this.#records.get(taskId));
   }
 
-  transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges): Promise<TransitionOutcome> {
+  transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges, options?: TransitionOptions): Promise<TransitionOutcome> {
     const previous = this.#records.get(taskId);
     if (!previous || !from.includes(previous.status)) return Promise.resolve({ applied: false, record: previous });
+    const cancelRequested = options?.unlessCancelRequested ? this.#cancelRequests.get(taskId) : undefined;
+    if (cancelRequested !== undefined) return Promise.resolve({ applied: false, record: previous, cancelRequested });
     const record: TaskRecord = { ...previous, ...changes };
     this.#records.set(taskId, record);
     // Only the sized fields that changed are measured again (a result, an error): never the input.
@@ -76,10 +82,19 @@ export class MemoryTaskStore implements TaskStore {
     return Promise.resolve({ applied: true, record, previous });
   }
 
+  requestCancel(taskId: string, reason: CancelReason): Promise<CancelRequestOutcome> {
+    const record = this.#records.get(taskId);
+    if (!record || isTerminal(record.status)) return Promise.resolve({ accepted: false, record });
+    let standing = this.#cancelRequests.get(taskId);
+    if (standing === undefined) this.#cancelRequests.set(taskId, (standing = reason));
+    return Promise.resolve({ accepted: true, record, reason: standing });
+  }
+
   delete(taskId: string): Promise<TaskRecord | undefined> {
     const record = this.#records.get(taskId);
     if (!record) return Promise.resolve(undefined);
     this.#records.delete(taskId);
+    this.#cancelRequests.delete(taskId);
     this.#count(record, -1);
     this.#bytes -= this.#sizes.get(taskId) ?? 0;
     this.#sizes.delete(taskId);

@@ -2,7 +2,8 @@
  * The Lua scripts of RedisTaskStore: each status change keeps the indexes and counts in
  * step in the same atomic step as the record, so two instances never see them disagree.
  * Keys are derived from the prefix (ARGV[1]); a task's hash holds its record's fields
- * JSON-encoded, plus `_idem` (the idempotency key naming it, if any).
+ * JSON-encoded, plus `_idem` (the idempotency key naming it, if any) and `_cancel` (the
+ * reason of a cancel requested, if any).
  */
 
 /** Shared helpers: index and count maintenance for one task. */
@@ -85,23 +86,28 @@ return {1}
 `;
 
 /**
- * Applies changes to a task only if its status is one of the allowed ones.
+ * Applies changes to a task only if its status is one of the allowed ones (and, when asked,
+ * no cancel was requested: see REQUEST_CANCEL).
  * ARGV: prefix, id, allowed statuses (comma-separated), new status ('' when unchanged),
  * expiry score when the change ends the task ('' otherwise), '1' to leave `input` out of
- * the answer (the caller has it), then field, value, …
+ * the answer (the caller has it), '1' to refuse if a cancel was requested, then field,
+ * value, …
  * Returns {1, hash…} (the record before) when applied, {0, hash…} (the record as it is)
- * when its status was not allowed, and {} when the task is gone.
+ * when its status was not allowed, {2, hash…, reason} when a cancel was requested, and {}
+ * when the task is gone.
  */
 export const TRANSITION = `${HELPERS}
 local p, id, allowed, status, expiry, omitInput = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
+local unlessCancelRequested = ARGV[7] == '1'
 local key = p .. ':task:' .. id
 local hash = redis.call('HGETALL', key)
 if #hash == 0 then return {} end
-local current
+local current, cancelRequested
 local answer = {}
 for i = 1, #hash, 2 do
   local field = hash[i]
   if field == 'status' then current = cjson.decode(hash[i + 1]) end
+  if field == '_cancel' then cancelRequested = hash[i + 1] end
   -- A task's input never changes and can be large: send it only to a caller without it.
   if not (omitInput and field == 'input') then
     answer[#answer + 1] = field
@@ -109,9 +115,10 @@ for i = 1, #hash, 2 do
   end
 end
 if not string.find(',' .. allowed .. ',', ',' .. current .. ',', 1, true) then return {0, answer} end
-if #ARGV > 6 then
-  redis.call('HSET', key, unpack(ARGV, 7))
-  for i = 7, #ARGV, 2 do
+if unlessCancelRequested and cancelRequested then return {2, answer, cancelRequested} end
+if #ARGV > 7 then
+  redis.call('HSET', key, unpack(ARGV, 8))
+  for i = 8, #ARGV, 2 do
     local field = ARGV[i]
     if field == 'input' or field == 'result' or field == 'error' then
       resize(p, key)
@@ -130,6 +137,29 @@ if status ~= '' and status ~= current then
   end
 end
 return {1, answer}
+`;
+
+/**
+ * Marks a task that has not ended as cancelled by request (its field _cancel: the first
+ * request's reason), so that transitions asked to refuse then do.
+ * ARGV: prefix, id, reason. Returns {1, hash…, reason that stands} when marked (now or
+ * before), {0, hash…} when the task has ended, and {} when it is gone.
+ */
+export const REQUEST_CANCEL = `
+local key = ARGV[1] .. ':task:' .. ARGV[2]
+local hash = redis.call('HGETALL', key)
+if #hash == 0 then return {} end
+local status, standing
+for i = 1, #hash, 2 do
+  if hash[i] == 'status' then status = cjson.decode(hash[i + 1]) end
+  if hash[i] == '_cancel' then standing = hash[i + 1] end
+end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return {0, hash} end
+if not standing then
+  standing = ARGV[3]
+  redis.call('HSET', key, '_cancel', standing)
+end
+return {1, hash, standing}
 `;
 
 /** Deletes a task and every key of it. ARGV: prefix, id. Returns its hash, or {} if gone. */

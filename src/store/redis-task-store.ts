@@ -1,16 +1,18 @@
 import type { Redis } from 'ioredis';
-import { isTerminal, type TaskStatus } from '../events.ts';
+import { isTerminal, type CancelReason, type TaskStatus } from '../events.ts';
 import { call } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { TaskRecordSchema } from '../task-record.ts';
-import { CREATE, DELETE, TRANSITION } from './redis-task-scripts.ts';
+import { CREATE, DELETE, REQUEST_CANCEL, TRANSITION } from './redis-task-scripts.ts';
 import type {
+  CancelRequestOutcome,
   CreateOutcome,
   IdempotencyClaim,
   TaskChanges,
   TaskQuery,
   TaskRecord,
   TaskStore,
+  TransitionOptions,
   TransitionOutcome,
 } from './task-store.ts';
 
@@ -25,11 +27,17 @@ export interface RedisTaskStoreOptions {
 /** The scripts, defined once per connection as commands (EVALSHA, falling back to EVAL). */
 interface StoreCommands {
   taskstreamCreate(...args: string[]): Promise<[1] | [2, string[]] | [3, string]>;
-  taskstreamTransition(...args: string[]): Promise<[] | [0 | 1, string[]]>;
+  taskstreamTransition(...args: string[]): Promise<[] | [0 | 1, string[]] | [2, string[], CancelReason]>;
+  taskstreamRequestCancel(...args: string[]): Promise<[] | [0, string[]] | [1, string[], CancelReason]>;
   taskstreamDelete(...args: string[]): Promise<string[]>;
 }
 
-const SCRIPTS = { taskstreamCreate: CREATE, taskstreamTransition: TRANSITION, taskstreamDelete: DELETE } as const;
+const SCRIPTS = {
+  taskstreamCreate: CREATE,
+  taskstreamTransition: TRANSITION,
+  taskstreamRequestCancel: REQUEST_CANCEL,
+  taskstreamDelete: DELETE,
+} as const;
 
 /**
  * Inputs of tasks kept here so a transition need not send them back (they never change):
@@ -96,7 +104,7 @@ export class RedisTaskStore implements TaskStore {
     return decodeHash(hash);
   }
 
-  async transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges): Promise<TransitionOutcome> {
+  async transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges, options?: TransitionOptions): Promise<TransitionOutcome> {
     const ends = changes.status !== undefined && isTerminal(changes.status);
     const input = this.#inputs.get(taskId);
     const reply = await call(
@@ -107,6 +115,7 @@ export class RedisTaskStore implements TaskStore {
         changes.status ?? '',
         ends ? expiryScore(changes.expires_at ?? null) : '',
         input === undefined ? '0' : '1',
+        options?.unlessCancelRequested ? '1' : '0',
         ...encode(changes),
       ),
     );
@@ -119,6 +128,7 @@ export class RedisTaskStore implements TaskStore {
     else pairs.push('input', input);
     const before = decodePairs(pairs)!;
     if (reply[0] === 0) return { applied: false, record: before };
+    if (reply[0] === 2) return { applied: false, record: before, cancelRequested: reply[2] };
     if (changes.input !== undefined) this.#remember(taskId, JSON.stringify(changes.input));
     // The script applied exactly these changes to exactly this record.
     const record = Object.fromEntries(
@@ -128,6 +138,13 @@ export class RedisTaskStore implements TaskStore {
       }),
     ) as TaskRecord;
     return { applied: true, record, previous: before };
+  }
+
+  async requestCancel(taskId: string, reason: CancelReason): Promise<CancelRequestOutcome> {
+    const reply = await call(this.#redis.taskstreamRequestCancel(this.#keys.prefix, taskId, reason));
+    if (reply.length === 0) return { accepted: false, record: undefined };
+    const record = decodePairs(reply[1])!;
+    return reply[0] === 1 ? { accepted: true, record, reason: reply[2] } : { accepted: false, record };
   }
 
   async delete(taskId: string): Promise<TaskRecord | undefined> {

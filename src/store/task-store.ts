@@ -1,4 +1,4 @@
-import type { TaskStatus } from '../events.ts';
+import type { CancelReason, TaskStatus } from '../events.ts';
 import type { TaskRecord } from '../task-record.ts';
 
 export type { TaskRecord };
@@ -38,8 +38,24 @@ export type TaskChanges = Partial<Omit<TaskRecord, 'task_id' | 'owner' | 'create
 /** What transition() did. */
 export type TransitionOutcome =
   | { applied: true; record: TaskRecord; previous: TaskRecord }
-  /** The status was not one of `from` (record: the task as it is), or the task is gone (undefined). */
-  | { applied: false; record: TaskRecord | undefined };
+  /**
+   * The status was not one of `from` (record: the task as it is), or the task is gone
+   * (undefined), or, with `unlessCancelRequested`, a cancel was requested (`cancelRequested`:
+   * its reason).
+   */
+  | { applied: false; record: TaskRecord | undefined; cancelRequested?: CancelReason };
+
+export interface TransitionOptions {
+  /** Refuse the change if a cancel was requested (requestCancel()) and the status allowed it. */
+  unlessCancelRequested?: boolean;
+}
+
+/** What requestCancel() did. */
+export type CancelRequestOutcome =
+  /** The task had not ended: it is marked, by this request or an earlier one whose reason stands. */
+  | { accepted: true; record: TaskRecord; reason: CancelReason }
+  /** The task had already ended (record: as it is), or is gone (undefined): nothing was marked. */
+  | { accepted: false; record: TaskRecord | undefined };
 
 /**
  * Holds task records: the one source of truth about a task's status. Every method that
@@ -70,7 +86,16 @@ export interface TaskStore {
    * Ending a task (a terminal `status` with `expires_at`) makes it visible to expired()
    * and oldestEnded().
    */
-  transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges): Promise<TransitionOutcome>;
+  transition(taskId: string, from: readonly TaskStatus[], changes: TaskChanges, options?: TransitionOptions): Promise<TransitionOutcome>;
+
+  /**
+   * Marks a task that has not ended as cancelled by request, as one atomic step with the
+   * status check: a transition asked with `unlessCancelRequested` is refused from then on,
+   * on every process sharing the store. So a cancel accepted anywhere decides the task's end
+   * even when another process is applying an end of its own at the same moment. The first
+   * request's reason stands; the mark goes with the task.
+   */
+  requestCancel(taskId: string, reason: CancelReason): Promise<CancelRequestOutcome>;
 
   /**
    * Removes a task and frees its Idempotency-Key; returns the removed record, or undefined

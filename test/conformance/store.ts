@@ -177,6 +177,64 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       }
     });
 
+    it('marks a task that has not ended as cancel-requested, keeping the first reason; never an ended or unknown one', async () => {
+      const [queued, running, done] = await createAll([
+        newRecord(),
+        newRecord({ status: 'running', attempt: 1 }),
+        newRecord({ ...ended('completed', Date.now() + 60_000), attempt: 1 }),
+      ]);
+      expect(await store.requestCancel(queued!.task_id, 'requested')).toEqual({ accepted: true, record: queued, reason: 'requested' });
+      // A later request (a shutdown after a client's cancel) is accepted, but the first reason stands.
+      expect(await store.requestCancel(queued!.task_id, 'shutdown')).toEqual({ accepted: true, record: queued, reason: 'requested' });
+      expect(await store.requestCancel(running!.task_id, 'shutdown')).toEqual({ accepted: true, record: running, reason: 'shutdown' });
+      expect(await store.requestCancel(done!.task_id, 'requested')).toEqual({ accepted: false, record: done });
+      expect(await store.requestCancel(uuidv7(), 'requested')).toEqual({ accepted: false, record: undefined });
+      // The mark is not part of the record.
+      expect(await store.get(queued!.task_id)).toEqual(queued);
+    });
+
+    it('refuses a transition asked to respect a cancel request, with its reason; an ordinary one still applies', async () => {
+      const [record] = await createAll([newRecord({ status: 'running', attempt: 1 })]);
+      const taskId = record!.task_id;
+      const expires = Date.now() + 60_000;
+      // Without a request, the guard changes nothing.
+      const progress = { value: 0.5, text: null, step: null, total_steps: null, eta_ms: null };
+      const updated = await store.transition(taskId, ['running'], { progress }, { unlessCancelRequested: true });
+      expect(updated.applied).toBe(true);
+      const current = { ...record!, progress };
+
+      await store.requestCancel(taskId, 'requested');
+      const refused = await store.transition(taskId, NOT_ENDED, ended('completed', expires), { unlessCancelRequested: true });
+      expect(refused).toEqual({ applied: false, record: current, cancelRequested: 'requested' });
+      // A status that is not allowed is refused as always, with no reason given.
+      expect(await store.transition(taskId, ['queued'], { status: 'running' }, { unlessCancelRequested: true })).toEqual({
+        applied: false,
+        record: current,
+      });
+      const cancelled = await store.transition(taskId, NOT_ENDED, ended('cancelled', expires));
+      expect(cancelled.applied).toBe(true);
+      expect((await store.get(taskId))!.status).toBe('cancelled');
+      // Ended: no further request is accepted, and the mark went away with the task.
+      expect((await store.requestCancel(taskId, 'shutdown')).accepted).toBe(false);
+      await store.delete(taskId);
+      expect(await store.requestCancel(taskId, 'requested')).toEqual({ accepted: false, record: undefined });
+    });
+
+    it('lets exactly one of an end and a cancel request racing decide the end, in either order', async () => {
+      for (const cancelFirst of [true, false]) {
+        const [record] = await createAll([newRecord({ status: 'running', attempt: 1 })]);
+        const end = () => store.transition(record!.task_id, NOT_ENDED, ended('completed', Date.now() + 60_000), { unlessCancelRequested: true });
+        const request = () => store.requestCancel(record!.task_id, 'requested');
+        const [ending, cancelling] = cancelFirst
+          ? await Promise.all([request(), end()]).then(([c, e]) => [e, c] as const)
+          : await Promise.all([end(), request()]);
+        // The cancel accepted means the end was refused for it; the end applied means the cancel was refused.
+        expect(ending.applied, `cancel first: ${cancelFirst}`).toBe(!cancelling.accepted);
+        if (!ending.applied) expect(ending.cancelRequested).toBe('requested');
+        expect((await store.get(record!.task_id))!.status).toBe(cancelling.accepted ? 'running' : 'completed');
+      }
+    });
+
     it('counts tasks per status, in all and per owner, through creates, transitions and deletes', async () => {
       const [a, b, c] = await createAll([newRecord({ owner: 'alice' }), newRecord({ owner: 'alice' }), newRecord({ owner: 'bob' })]);
       await createAll([newRecord()]);
