@@ -254,14 +254,16 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     const outcome = await this.#store.create(record, claim);
     if (outcome.kind === 'existing') return { record: outcome.record, created: false };
     if (outcome.kind === 'key_reused') throw errors.idempotencyKeyReused(outcome.taskId);
-    // The task's executor events wait for its task_created: in Redis mode a worker may take
-    // the job and report its start before this publish is done.
+    // The task's events wait for its task_created: in Redis mode a worker may take the job
+    // and report its start before this publish is done, here (the apply chain holds it) or
+    // on another instance (the broker holds it).
     let release!: () => void;
     this.#apply(record.task_id, () => new Promise<void>((resolve) => (release = resolve)));
     try {
       try {
         // A drain that began meanwhile has already listed what to cancel: refuse instead.
         if (this.#draining) throw errors.shuttingDown();
+        await this.#broker.expectCreated(record.task_id);
         await this.#executor.submit(executionOf(record, 1));
       } catch (error) {
         // Nothing was published yet: the task never existed for anyone.

@@ -111,6 +111,14 @@ export interface Broker {
    */
   publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): Promise<LoggedEvent>;
   /**
+   * Says the task's task_created is on its way: the task is being queued, and with a queue
+   * shared between processes it may start on another one before its creator has published
+   * task_created. Until then the task's first event, published anywhere, waits for it (for
+   * a bounded time: its creator may die in between), so every log has task_created first.
+   * The in-process broker has nothing to do: one process publishes both, in order.
+   */
+  expectCreated(taskId: string): Promise<void>;
+  /**
    * One task's retained events after `after`, then its live events, with no gap or
    * duplicate between the two. A task with no events yet (or an unknown id) has an empty
    * history; its events are delivered once published.

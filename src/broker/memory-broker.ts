@@ -69,6 +69,10 @@ export class MemoryBroker implements Broker {
     this.#lastPosition = firstPosition - 1;
   }
 
+  expectCreated(): Promise<void> {
+    return Promise.resolve();
+  }
+
   publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): Promise<LoggedEvent> {
     if (event.event_type === 'task_created') {
       const logged = this.#log0({ ...event, seq: 0 }, owner);

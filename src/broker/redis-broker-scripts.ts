@@ -12,6 +12,9 @@
  * Bytes (each entry's `j`, counted in every stream that holds it) are kept as running
  * totals: `{prefix}:bytes` fields `task_events` and `all_events`, and `{prefix}:event-bytes`
  * (task id → the bytes of its stream), so dropping a task's stream subtracts them.
+ *
+ * `{prefix}:creating:{id}` (set by RedisBroker.expectCreated, with a time to live) says the
+ * task's task_created is on its way: its first event is not logged before it.
  */
 
 /**
@@ -19,15 +22,18 @@
  * ARGV: prefix, task id, kind (`event`, `created` or `removed`), the event's JSON before and
  * after its seq, owner ('' for none), '1' for progress, progress kept, events kept
  * service-wide, for a terminal event the time its log may outlive it in ms ('' if not), and
- * the bytes the service-wide stream may hold. `removed` deletes the task's stream.
+ * the bytes the service-wide stream may hold, and '1' to log a task's first event even if its
+ * task_created is still on its way. `removed` deletes the task's stream.
  * The service-wide stream keeps its newest entry always, between `events kept` and twice as
  * many entries but never more than 100 over (it is trimmed back in batches), and at most
  * its bytes.
- * Returns {seq, position}.
+ * Returns {seq, position}, or {-1, 0} when the event is its task's first and its
+ * task_created is on its way (another instance is creating it): nothing was logged.
  */
 export const PUBLISH = `
 local p, id, kind, head, tail, owner, progress = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local progressHistory, allHistory, ttl, allBytesMax = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local beforeCreated = ARGV[12] == '1'
 local all = p .. ':events'
 local key = p .. ':events:' .. id
 local bytes = p .. ':bytes'
@@ -46,6 +52,12 @@ local seq = 0
 if kind == 'event' then
   local lastOfTask = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   if lastOfTask then seq = tonumber(string.match(lastOfTask[1], '^%d+')) + 1 else seq = 1 end
+  if seq == 1 and redis.call('EXISTS', p .. ':creating:' .. id) == 1 then
+    if not beforeCreated then return {-1, 0} end
+    redis.call('DEL', p .. ':creating:' .. id)
+  end
+elseif kind == 'created' then
+  redis.call('DEL', p .. ':creating:' .. id)
 end
 local json = head .. seq .. tail
 

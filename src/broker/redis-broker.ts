@@ -49,6 +49,15 @@ const BLOCK_MS = 5000;
 const READ_COUNT = 1000;
 /** Pause before reading again after the live reader failed (Redis away). */
 const READ_RETRY_MS = 250;
+/**
+ * A task's first event waits this long at most for its task_created, which the instance
+ * creating the task publishes just after queueing it; past it (that instance died between
+ * the two), the event is logged anyway. The mark saying it is on its way lives longer.
+ */
+const CREATED_WAIT_MS = 2000;
+const CREATING_TTL_MS = 3 * CREATED_WAIT_MS;
+/** While it waits, it tries again this often, besides when the live reader sees the task_created. */
+const CREATED_RETRY_MS = 25;
 
 /**
  * One local subscription. Until its history is read it buffers what arrives live; the
@@ -100,6 +109,8 @@ export class RedisBroker implements Broker {
   readonly #orphanTtlMs: string;
   readonly #byTask = new Map<string, Set<Local>>();
   readonly #all = new Set<Local>();
+  /** Tasks whose first event waits for their task_created → wakes that wait early. */
+  readonly #awaitingCreated = new Map<string, () => void>();
   /** The last entry of the service-wide stream handed to local subscribers. */
   #cursor = '0-0';
   #lastPosition: number | undefined;
@@ -150,29 +161,59 @@ export class RedisBroker implements Broker {
     this.#reading = this.#read();
   }
 
-  /** Numbers a task event (seq per task, position service-wide) and logs it. */
+  async expectCreated(taskId: string): Promise<void> {
+    await call(this.#redis.set(this.#keys.creating(taskId), '1', 'PX', CREATING_TTL_MS));
+  }
+
+  /**
+   * Numbers a task event (seq per task, position service-wide) and logs it. A task's first
+   * event is logged after its task_created if that is on its way (expectCreated): the task
+   * was queued on another instance, then started here at once. It waits for it.
+   */
   async publish(event: NewTaskEvent | NewTaskCreatedEvent, owner: string | null): Promise<LoggedEvent> {
     const created = event.event_type === 'task_created';
     const { event_type, task_id, timestamp, data } = event;
     const numbered = { event_type, task_id, seq: 0, timestamp, data } as StreamEvent;
     const [head, tail] = splitAtSeq(JSON.stringify(numbered));
-    const [seq, position] = await call(
-      this.#redis.taskstreamPublish(
-        this.#keys.prefix,
-        task_id,
-        created ? 'created' : 'event',
-        head,
-        tail,
-        owner ?? '',
-        event_type === 'progress_update' ? '1' : '0',
-        this.#progressHistory,
-        this.#globalHistory,
-        isTerminalEvent(event) ? this.#orphanTtlMs : '',
-        this.#globalHistoryBytes,
-      ),
-    );
+    const publish = (evenBeforeCreated: boolean) =>
+      call(
+        this.#redis.taskstreamPublish(
+          this.#keys.prefix,
+          task_id,
+          created ? 'created' : 'event',
+          head,
+          tail,
+          owner ?? '',
+          event_type === 'progress_update' ? '1' : '0',
+          this.#progressHistory,
+          this.#globalHistory,
+          isTerminalEvent(event) ? this.#orphanTtlMs : '',
+          this.#globalHistoryBytes,
+          evenBeforeCreated ? '1' : '0',
+        ),
+      );
+    let [seq, position] = await publish(false);
+    for (const deadline = Date.now() + CREATED_WAIT_MS; seq === -1; ) {
+      const late = Date.now() >= deadline;
+      if (!late) await this.#createdOrRetry(task_id);
+      [seq, position] = await publish(late);
+    }
     numbered.seq = seq as never;
     return new LoggedEvent(numbered, head + seq + tail, Number(position), owner);
+  }
+
+  /** Resolves when the live reader sees the task's task_created, or after CREATED_RETRY_MS. */
+  #createdOrRetry(taskId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(wake, CREATED_RETRY_MS);
+      const awaiting = this.#awaitingCreated;
+      function wake() {
+        clearTimeout(timer);
+        if (awaiting.get(taskId) === wake) awaiting.delete(taskId);
+        resolve();
+      }
+      awaiting.set(taskId, wake);
+    });
   }
 
   /** The totals the publish script keeps in `{prefix}:bytes`, over every instance's events. */
@@ -415,6 +456,9 @@ export class RedisBroker implements Broker {
     }
     this.#lastPosition = position;
     const taskId = fieldOf(fields, 't')!;
+    // An entry of a task whose first event waits: its task_created, most likely. That
+    // publish tries again now, and its script decides.
+    this.#awaitingCreated.get(taskId)?.();
     const locals = this.#byTask.get(taskId);
     if (!locals && this.#all.size === 0) return;
     const logged = toLogged(fieldOf(fields, 'j')!, position, fieldOf(fields, 'o'));

@@ -6,7 +6,8 @@
  * event stream, entry id `{seq}-0`). Service-wide: `tasks` and `status:{status}` and
  * `owner:{owner}` (ids, sorted by creation), `counts` and `counts:{owner}` (tasks per
  * status), `expiry` (ended tasks by eviction time), `idem:{owner}:{key}` (idempotency keys,
- * gone with their task) and `events` (the multiplexed stream, entry id `{position}-0`).
+ * gone with their task), `creating:{id}` (a task_created on its way, for a few seconds) and
+ * `events` (the multiplexed stream, entry id `{position}-0`).
  */
 export class RedisKeys {
   readonly prefix: string;
@@ -21,6 +22,10 @@ export class RedisKeys {
 
   taskEvents(taskId: string): string {
     return `${this.prefix}:events:${taskId}`;
+  }
+
+  creating(taskId: string): string {
+    return `${this.prefix}:creating:${taskId}`;
   }
 
   get allEvents(): string {

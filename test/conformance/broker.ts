@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Broker, LoggedEvent, NewTaskCreatedEvent, Subscriber, TaskSubscription } from '../../src/broker/broker.ts';
 import type { NewTaskEvent } from '../../src/events.ts';
 import { toSnapshot } from '../../src/task-record.ts';
-import { until } from '../helpers/timeout.ts';
+import { until, withTimeout } from '../helpers/timeout.ts';
 import { newRecord } from './store.ts';
 
 export interface BrokerLimits {
@@ -406,6 +406,43 @@ export function brokerConformance(
           expect(resumed.complete).toBe(true);
           expect(resumed.history.map((entry) => entry.event.event_type)).toEqual(['task_started']);
           resumed.unsubscribe();
+        });
+
+        it('holds a task\'s first event published on one process until its task_created, on its way from the other, is logged', async () => {
+          const peer = fixture.peer!;
+          const taskId = uuidv7();
+          const all = recorder();
+          const watching = await broker.subscribeAll(undefined, all.subscriber);
+          // The creating process queues the task; the peer starts it before task_created is out.
+          await broker.expectCreated(taskId);
+          let startLogged: LoggedEvent | undefined;
+          const start = peer.publish(started(taskId), null).then((logged) => (startLogged = logged));
+          // Other tasks' events go on meanwhile; the held one is not among them.
+          const other = uuidv7();
+          await publishAll([created(other), started(other)]);
+          expect(startLogged).toBeUndefined();
+          const createdLogged = await broker.publish(created(taskId), null);
+          await start;
+          expect(startLogged!.event.seq).toBe(1);
+          expect(startLogged!.position).toBeGreaterThan(createdLogged.position);
+          await until(() => all.delivered.length === 4, 'every event on the all-tasks subscription');
+          expect(all.delivered.map((logged) => [logged.task_id, logged.event_type])).toEqual([
+            [other, 'task_created'],
+            [other, 'task_started'],
+            [taskId, 'task_created'],
+            [taskId, 'task_started'],
+          ]);
+          watching.unsubscribe();
+        });
+
+        it('logs a task\'s first event anyway when the task_created said to be on its way never comes (its process died)', async () => {
+          const peer = fixture.peer!;
+          const taskId = uuidv7();
+          await broker.expectCreated(taskId);
+          const logged = await withTimeout(peer.publish(started(taskId), null), 'the first event to be logged', 15_000);
+          expect(logged.event.seq).toBe(1);
+          // The task's later events are not held.
+          expect((await broker.publish(completed(taskId), null)).event.seq).toBe(2);
         });
 
         it('tells the other process\'s subscribers when a task is dropped', async () => {
