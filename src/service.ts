@@ -156,6 +156,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
    * value, and every event published at once (pipelined, in order, on a network broker).
    */
   readonly #progressBacklog = new Map<string, ProgressReport[]>();
+  /** Tasks whose current attempt the executor started on this process. */
+  readonly #startedHere = new Set<string>();
   readonly #eta = new EtaEstimator();
 
   constructor(options: TaskServiceOptions) {
@@ -182,7 +184,10 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
       clock: this.#clock,
     });
     this.#waiters = new EndWaiters({ broker: this.#broker, store: this.#store });
-    this.#executor.on('started', (taskId, attempt) => this.#apply(taskId, () => this.#onStarted(taskId, attempt)));
+    this.#executor.on('started', (taskId, attempt) => {
+      this.#startedHere.add(taskId);
+      this.#apply(taskId, () => this.#onStarted(taskId, attempt));
+    });
     this.#executor.on('progress', (taskId, progress) => this.#onProgressReported(taskId, progress));
     this.#executor.on('finished', (taskId, outcome) => this.#apply(taskId, () => this.#onFinished(taskId, outcome)));
   }
@@ -261,9 +266,10 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     this.#apply(record.task_id, () => new Promise<void>((resolve) => (release = resolve)));
     try {
       try {
-        // A drain that began meanwhile has already listed what to cancel: refuse instead.
-        if (this.#draining) throw errors.shuttingDown();
         await this.#broker.expectCreated(record.task_id);
+        // A drain that began meanwhile has already listed what to cancel: refuse instead.
+        // Checked just before the submit, with no await between them.
+        if (this.#draining) throw errors.shuttingDown();
         await this.#executor.submit(executionOf(record, 1));
       } catch (error) {
         // Nothing was published yet: the task never existed for anyone.
@@ -577,14 +583,20 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
 
   async #onFinished(taskId: string, reported: ExecutionOutcome): Promise<void> {
     this.#eta.reset(taskId);
+    // A running attempt's end is applied where it ran (or by the process that found it lost).
+    // A cancel that took the task out of a shared queue here ends it only if it was still
+    // queued: the job may have just run and left the queue on another process, which then
+    // applies that end after publishing the attempt's last progress.
+    const ranHere = this.#startedHere.delete(taskId);
+    const from = ranHere || reported.status !== 'cancelled' ? NOT_ENDED : QUEUED;
     if (reported.status === 'failed' && (await this.#retried(taskId, reported.error))) return;
     // Exactly one end: whichever outcome reaches the store first wins, on any process,
     // unless a cancel was accepted first: then the end is that cancel's.
     let outcome = reported;
-    let transition = await this.#store.transition(taskId, NOT_ENDED, this.#endOf(outcome), { unlessCancelRequested: true });
+    let transition = await this.#store.transition(taskId, from, this.#endOf(outcome), { unlessCancelRequested: true });
     if (!transition.applied && transition.cancelRequested) {
       outcome = { status: 'cancelled', reason: transition.cancelRequested };
-      transition = await this.#store.transition(taskId, NOT_ENDED, this.#endOf(outcome));
+      transition = await this.#store.transition(taskId, from, this.#endOf(outcome));
     }
     if (!transition.applied) return;
     const { record } = transition;
