@@ -19,25 +19,33 @@ export interface CreateRequest {
 /**
  * The service's REST API as the workload calls it. Every answer is seen here: a 5xx other
  * than the documented `503 queue_full` refusal, or a request the service never answered,
- * is a violation.
+ * is a violation. With several instances, requests go to each in turn: a task is created
+ * on one, cancelled or read on another.
  */
 export class Api {
-  readonly baseUrl: string;
+  #baseUrls: readonly string[];
+  #turn = 0;
   readonly #violations: Violations;
   /** Answers by status, over the whole run. */
   readonly statuses = new Map<number, number>();
   requests = 0;
 
-  constructor(baseUrl: string, violations: Violations) {
-    this.baseUrl = baseUrl;
+  constructor(baseUrls: string | readonly string[], violations: Violations) {
+    this.#baseUrls = typeof baseUrls === 'string' ? [baseUrls] : baseUrls;
     this.#violations = violations;
+  }
+
+  /** From now on, only this instance (the others are stopping). */
+  useOnly(baseUrl: string): void {
+    this.#baseUrls = [baseUrl];
   }
 
   async request(method: string, path: string, body?: unknown): Promise<Answer> {
     this.requests++;
+    const baseUrl = this.#baseUrls[this.#turn++ % this.#baseUrls.length]!;
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
+      response = await fetch(`${baseUrl}${path}`, {
         method,
         ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(30_000),

@@ -5,6 +5,8 @@ import type { Violations } from './violations.ts';
 export interface ChaosReport {
   seed: number;
   durationS: number;
+  /** Instances of the service that ran side by side (CHAOS_INSTANCES). */
+  instances: number;
   tasks: { accepted: number; warmUp: number; manualRetries: number; refused: number; scenarios: Record<string, number> };
   terminalEvents: Record<string, number>;
   cancels: Record<string, number>;
@@ -45,7 +47,7 @@ const list = (record: Record<string, number>) =>
 export function formatReport(report: ChaosReport): string {
   const { tasks, memory, cancelToCancelledMs: latency } = report;
   const lines = [
-    `seed ${report.seed}, ${report.durationS.toFixed(1)} s`,
+    `seed ${report.seed}, ${report.durationS.toFixed(1)} s${report.instances > 1 ? `, ${report.instances} instances` : ''}`,
     `tasks            ${tasks.accepted} accepted (${tasks.warmUp} warm-up, ${tasks.manualRetries} by manual retry), ${tasks.refused} creates refused with 503 queue_full`,
     `scenarios        ${list(tasks.scenarios)}`,
     `terminal events  ${list(report.terminalEvents)}`,

@@ -38,12 +38,21 @@ export const SERVICE_ENV = {
 const settings = loadSettings();
 const started = performance.now();
 const log = (message: string) => process.stderr.write(`chaos ${((performance.now() - started) / 1000).toFixed(1)}s: ${message}\n`);
-log(`seed ${settings.seed}, ${settings.tasks} tasks, ${settings.lanes} lanes, deadline ${settings.deadlineMs} ms`);
+log(
+  `seed ${settings.seed}, ${settings.tasks} tasks, ${settings.lanes} lanes, deadline ${settings.deadlineMs} ms` +
+    (settings.instances > 1 ? `, ${settings.instances} instances` : ''),
+);
 
 const random = new Random(settings.seed);
 const violations = new Violations();
 const scratchDir = mkdtempSync(join(tmpdir(), 'taskstream-chaos-'));
 const service = new ServiceProcess(SERVICE_ENV);
+/**
+ * More instances on the same Redis (CHAOS_INSTANCES): requests and stream sessions go to
+ * each in turn. They stop before the shutdown phase, which is the first instance's.
+ */
+const peers = Array.from({ length: settings.instances - 1 }, () => new ServiceProcess(SERVICE_ENV));
+let peersStopped = false;
 let exitCode: number | string | undefined;
 const memory: MemoryFigures = { before: undefined, after: undefined, peakRssBytes: undefined };
 const ledger = new Ledger(violations);
@@ -60,10 +69,14 @@ const deadline = new Promise<never>((_, reject) =>
 );
 /** Set just before the run sends SIGTERM itself. */
 let stopping = false;
-const died = service.exited.then((code) => {
-  if (stopping) return new Promise<never>(() => {});
-  throw new Error(`the service process exited (${code}) during the run: ${service.stderr.slice(-2000)}`);
-});
+const died = Promise.race(
+  [service, ...peers].map((instance) =>
+    instance.exited.then((code) => {
+      if (stopping || (instance !== service && peersStopped)) return new Promise<never>(() => {});
+      throw new Error(`a service process exited (${code}) during the run: ${instance.stderr.slice(-2000)}`);
+    }),
+  ),
+);
 died.catch(() => {});
 
 try {
@@ -71,10 +84,19 @@ try {
     (async () => {
       const url = await service.url;
       log(`service at ${url} (pid ${service.child.pid})`);
-      api = new Api(url, violations);
+      const urls = [url];
+      for (const peer of peers) {
+        urls.push(await peer.url);
+        log(`another instance at ${urls.at(-1)} (pid ${peer.child.pid})`);
+      }
+      api = new Api(urls, violations);
       observer = new AllTasksObserver(url, ledger, violations, random.fork());
       await observer.start();
-      clients = new StreamClients(url, violations);
+      clients = new StreamClients(urls, violations);
+      // Open streams are counted per instance: the observer's is on the first one.
+      const waitForStreams = async (observers: number, report?: Violations) => {
+        for (const [index, each] of urls.entries()) await waitForNoStreams(new Api(each, violations), index === 0 ? observers : 0, report);
+      };
       const workload = (tasks: number) => new Workload({ api: api!, ledger, clients: clients!, violations, tasks, scratchDir });
 
       // Warm-up: every worker thread loads its modules, so the baseline is a working service's.
@@ -82,7 +104,7 @@ try {
       await warmUp.run(4, random.fork(), { completes: 1 });
       await warmUp.settle(60_000);
       await clearEndedTasks(api);
-      await waitForNoStreams(api, 1);
+      await waitForStreams(1);
       memory.before = await service.memory();
       warmUpTasks = ledger.acceptedCount;
       log(`warm-up done (${ledger.acceptedCount} tasks); running ${settings.tasks} tasks`);
@@ -110,13 +132,19 @@ try {
       await clearEndedTasks(api);
       clients.closeAll();
       await observer.stop();
-      await waitForNoStreams(api, 0, violations);
+      await waitForStreams(0, violations);
       memory.after = await service.memory();
       memory.peakRssBytes = memory.after.peakRssBytes;
       checkMemory(memory, violations);
       const health = await api.request('GET', '/healthz');
       if (health.status !== 200) violations.add('service', `/healthz answered ${health.status}`);
 
+      if (peers.length > 0) {
+        log(`stopping the other ${peers.length === 1 ? 'instance' : 'instances'}`);
+        peersStopped = true;
+        api.useOnly(url);
+        await stopPeers();
+      }
       log('stopping the service with tasks in flight');
       stopping = true;
       shutdown = await shutdownPhase({
@@ -142,6 +170,10 @@ try {
   clients?.closeAll();
   await observer?.stop().catch(() => {});
 } finally {
+  if (!peersStopped) {
+    peersStopped = true;
+    await stopPeers();
+  }
   exitCode = await service.stop(15_000).catch((error: Error) => {
     violations.add('service', error.message);
     return undefined;
@@ -149,6 +181,15 @@ try {
   if (exitCode !== undefined && exitCode !== 0) violations.add('service', `exited ${exitCode} after SIGTERM, not 0`);
   for (const entry of service.errorLogs) violations.add('error log', entry.line);
   rmSync(scratchDir, { recursive: true, force: true });
+}
+
+/** Stops the other instances: each must exit 0 on SIGTERM, having logged no error. */
+async function stopPeers(): Promise<void> {
+  for (const [index, peer] of peers.entries()) {
+    const code = await peer.stop(15_000).catch((error: Error) => error.message);
+    if (code !== 0) violations.add('service', `instance ${index + 2} exited ${code} after SIGTERM, not 0`);
+    for (const entry of peer.errorLogs) violations.add('error log', `instance ${index + 2}: ${entry.line}`);
+  }
 }
 
 const figures = checkTasks(ledger, violations);
@@ -160,6 +201,7 @@ const tally = (tallies: (Map<string, number> | undefined)[]) => {
 const report: ChaosReport = {
   seed: settings.seed,
   durationS: (performance.now() - started) / 1000,
+  instances: settings.instances,
   tasks: {
     accepted: ledger.acceptedCount,
     warmUp: warmUpTasks,

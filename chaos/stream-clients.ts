@@ -23,12 +23,14 @@ export class StreamClients {
   multiplexedReconnects = 0;
   taskSessions = 0;
   multiplexedSessions = 0;
-  readonly #baseUrl: string;
+  /** With several instances, each session (a resume too) opens on the next one in turn. */
+  readonly #baseUrls: readonly string[];
+  #turn = 0;
   readonly #violations: Violations;
   readonly #open = new Set<SseSession>();
 
-  constructor(baseUrl: string, violations: Violations) {
-    this.#baseUrl = baseUrl;
+  constructor(baseUrls: string | readonly string[], violations: Violations) {
+    this.#baseUrls = typeof baseUrls === 'string' ? [baseUrls] : baseUrls;
     this.#violations = violations;
   }
 
@@ -126,7 +128,7 @@ export class StreamClients {
   ): Promise<{ kind: 'dropped' | 'server' | 'refused' | 'error'; status: number; note: string }> {
     const dropAfterFrames = mayDrop ? random.int(1, 8) : Infinity;
     let frames = 0;
-    const session = new SseSession(this.#baseUrl, path, {
+    const session = new SseSession(this.#baseUrls[this.#turn++ % this.#baseUrls.length]!, path, {
       ...(resume ? { resume } : {}),
       onFrame: (frame, current) => {
         onFrame(frame);

@@ -39,6 +39,13 @@ describe('npm run chaos, small configuration', () => {
       prefixes.push(prefix);
       return { REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix };
     }],
+    // Requests and stream sessions alternate between the instances: a task created on one is
+    // cancelled, streamed and resumed on the other, and may run on either.
+    ['in Redis mode on two instances at once', () => {
+      const prefix = testPrefix('chaos');
+      prefixes.push(prefix);
+      return { REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, CHAOS_INSTANCES: '2' };
+    }],
   ] as const)(`runs ${TASKS} tasks of every kind against the real service process %s and finds no violation`, { timeout: RUN_MS + 120_000 }, async (_mode, modeEnv) => {
     const dir = mkdtempSync(join(tmpdir(), 'taskstream-chaos-test-'));
     dirs.push(dir);
@@ -74,6 +81,7 @@ describe('npm run chaos, small configuration', () => {
     expect(stdout).toMatch(/^violations +none$/m);
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as ChaosReport;
     expect(report.seed).toBe(SEED);
+    expect(report.instances).toBe(Number(env.CHAOS_INSTANCES ?? 1));
     expect(report.violations.count).toBe(0);
 
     // The figures are sane: every accepted task ended once, and the workload did what it says.
