@@ -11,6 +11,8 @@ export interface TaskFigures {
   terminals: Map<string, number>;
   /** From sending an accepted cancel to receiving its task_cancelled, ms. */
   cancelLatenciesMs: number[];
+  /** The task whose accepted cancel took longest to end it, as a story (where the time went). */
+  slowestCancel?: { ms: number; story: string };
   /** Client views checked against the all-tasks stream. */
   clientViews: number;
 }
@@ -67,7 +69,9 @@ function checkTask(task: TrackedTask, figures: TaskFigures): [string, string][] 
     if (outcome !== 'cancelled:requested') {
       problems.push(['cancel lost', `cancel answered 202 (racing ${acceptedCancel.race}) but the task ended ${outcome}`]);
     } else {
-      figures.cancelLatenciesMs.push(terminal.receivedAt - acceptedCancel.sentAt);
+      const ms = terminal.receivedAt - acceptedCancel.sentAt;
+      figures.cancelLatenciesMs.push(ms);
+      if (ms > (figures.slowestCancel?.ms ?? -1)) figures.slowestCancel = { ms, story: `${task.id} (${accepted.scenario}): ${story(task)}` };
     }
   } else if (terminal.event === 'task_cancelled' && !(shutdown && outcome === 'cancelled:shutdown')) {
     problems.push(['cancel', `ended ${outcome} though no cancel was accepted`]);

@@ -13,7 +13,7 @@ export interface ChaosReport {
   actions: Record<string, number>;
   reconnects: { allTasksStream: number; taskStreams: number; multiplexedStreams: number };
   streamSessions: { taskStreams: number; multiplexedStreams: number; clientViewsChecked: number };
-  cancelToCancelledMs: { count: number; p50: number | null; p99: number | null; max: number | null };
+  cancelToCancelledMs: { count: number; p50: number | null; p99: number | null; max: number | null; slowest?: string | undefined };
   requests: { total: number; byStatus: Record<string, number> };
   memory: {
     before: MemoryReply | undefined;
@@ -55,6 +55,7 @@ export function formatReport(report: ChaosReport): string {
     `deletes, retries ${list(report.actions)}`,
     `reconnects       all-tasks stream ${report.reconnects.allTasksStream}, task streams ${report.reconnects.taskStreams} (of ${report.streamSessions.taskStreams} connections), multiplexed streams ${report.reconnects.multiplexedStreams} (of ${report.streamSessions.multiplexedStreams}); ${report.streamSessions.clientViewsChecked} client views checked`,
     `cancel → task_cancelled  p50 ${ms(latency.p50)}, p99 ${ms(latency.p99)}, max ${ms(latency.max)} (${latency.count} cancels)`,
+    ...(latency.slowest ? [`  slowest          ${latency.slowest}`] : []),
     `requests         ${report.requests.total}: ${list(report.requests.byStatus)}`,
     `memory (RSS)     before ${mib(memory.before?.rssBytes)}, peak ${mib(memory.peakRssBytes)}, after ${mib(memory.after?.rssBytes)}`,
     `memory (heap)    before ${mib(memory.before?.heapUsedBytes)}, after ${mib(memory.after?.heapUsedBytes)} (after a forced full GC)`,

@@ -227,6 +227,7 @@ const report: ChaosReport = {
     p50: percentile(figures.cancelLatenciesMs, 50),
     p99: percentile(figures.cancelLatenciesMs, 99),
     max: percentile(figures.cancelLatenciesMs, 100),
+    slowest: figures.slowestCancel?.story,
   },
   requests: {
     total: api?.requests ?? 0,
