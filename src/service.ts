@@ -592,15 +592,16 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     if (reported.status === 'failed' && (await this.#retried(taskId, reported.error))) return;
     // Exactly one end: whichever outcome reaches the store first wins, on any process,
     // unless a cancel was accepted first: then the end is that cancel's.
+    const finishedAt = this.#clock.now();
+    const expiresAt = finishedAt + this.#retentionMs;
     let outcome = reported;
-    let transition = await this.#store.transition(taskId, from, this.#endOf(outcome), { unlessCancelRequested: true });
+    let transition = await this.#store.transition(taskId, from, this.#endOf(outcome, finishedAt), { unlessCancelRequested: true });
     if (!transition.applied && transition.cancelRequested) {
       outcome = { status: 'cancelled', reason: transition.cancelRequested };
-      transition = await this.#store.transition(taskId, from, this.#endOf(outcome));
+      transition = await this.#store.transition(taskId, from, this.#endOf(outcome, finishedAt));
     }
     if (!transition.applied) return;
     const { record } = transition;
-    const expiresAt = Date.parse(record.expires_at!);
     if (outcome.status === 'completed') await this.#publish(record, 'task_completed', { result: outcome.result });
     else if (outcome.status === 'failed') await this.#publish(record, 'task_failed', { error: outcome.error });
     else await this.#publish(record, 'task_cancelled', { reason: outcome.reason });
@@ -705,9 +706,8 @@ export class TaskService extends EventEmitter<TaskServiceEventMap> {
     return true;
   }
 
-  /** The changes that end a task with `outcome`, now. */
-  #endOf(outcome: ExecutionOutcome): TaskChanges {
-    const finishedAt = this.#clock.now();
+  /** The changes that end a task with `outcome` at `finishedAt` (epoch ms). */
+  #endOf(outcome: ExecutionOutcome, finishedAt: number): TaskChanges {
     return {
       status: outcome.status,
       finished_at: this.#isoAt(finishedAt),
